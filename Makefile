@@ -1,0 +1,44 @@
+# taskflow — PGXS build.
+#
+# The extension script taskflow--$(EXTVERSION).sql is built from the split
+# sources in src/sql/ (concatenated in file-name order), so each concern has
+# its own SQL file just as it has its own C file.
+
+EXTENSION = taskflow
+EXTVERSION = 0.1
+
+MODULE_big = taskflow
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+SQL_SOURCES = $(sort $(wildcard src/sql/*.sql))
+DATA_built = taskflow--$(EXTVERSION).sql
+
+PG_CONFIG ?= pg_config
+PKG_CONFIG ?= pkg-config
+
+PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) \
+	$(shell $(PKG_CONFIG) --cflags libcurl)
+SHLIB_LINK = -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell $(PKG_CONFIG) --libs libcurl)
+
+# Tests: pg_regress, isolation and TAP, all against temporary instances that
+# preload taskflow (no system cluster is touched).
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress \
+	--temp-config=$(srcdir)/test/taskflow.conf \
+	--encoding=UTF8 --no-locale
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --temp-instance=$(CURDIR)/tmp_check_iso \
+	--temp-config=$(srcdir)/test/taskflow.conf \
+	--inputdir=$(srcdir)/test --encoding=UTF8 --no-locale
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+PROVE_FLAGS = -I$(srcdir)/test/lib
+
+EXTRA_CLEAN = taskflow--*.sql tmp_check_regress tmp_check_iso output_iso \
+	results regression.diffs regression.out log
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+taskflow--$(EXTVERSION).sql: $(SQL_SOURCES)
+	cat $^ > $@

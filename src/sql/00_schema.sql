@@ -1,0 +1,36 @@
+-- taskflow install script, part 00: schema and roles.
+--
+-- The script is built from src/sql/*.sql in file-name order.  Every name is
+-- schema-qualified, every operator written OPERATOR(pg_catalog.x), and every
+-- function pins search_path, so objects a user creates elsewhere can never be
+-- picked up by the extension.
+
+\echo Use "CREATE EXTENSION taskflow" to load this file. \quit
+
+-- Fails cleanly ("schema already exists") if someone created it beforehand.
+CREATE SCHEMA taskflow;
+COMMENT ON SCHEMA taskflow IS 'taskflow: members, criteria, tasks, chains, outbox';
+
+REVOKE ALL ON SCHEMA taskflow FROM PUBLIC;
+
+-- Roles are cluster-wide and may already exist from another database where
+-- taskflow is installed; they are created only when missing.
+DO $roles$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+				   WHERE rolname OPERATOR(pg_catalog.=) 'taskflow_app') THEN
+		CREATE ROLE taskflow_app NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
+				   WHERE rolname OPERATOR(pg_catalog.=) 'taskflow_operator') THEN
+		CREATE ROLE taskflow_operator NOLOGIN;
+	END IF;
+END
+$roles$;
+
+COMMENT ON ROLE taskflow_app IS
+	'taskflow: applications — write members and events, define criteria';
+COMMENT ON ROLE taskflow_operator IS
+	'taskflow: operators — read members and views, process manual steps';
+
+GRANT USAGE ON SCHEMA taskflow TO taskflow_app, taskflow_operator;

@@ -1,0 +1,200 @@
+-- taskflow install script, part 11: validation of member data on write.
+--
+-- Whatever writes a member (SQL, COPY, the engine) goes through these
+-- triggers, so a bad e-mail address, tag or property value is refused with
+-- an error that names the member, the property and the value.
+
+-- Checks one custom property value against its definition; raises otherwise.
+CREATE FUNCTION taskflow.check_property_value(property_name text, value jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	def taskflow.property;
+	v_type text := jsonb_typeof(value);
+	v_text text;
+BEGIN
+	SELECT * INTO def FROM taskflow.property p
+	 WHERE p.name OPERATOR(pg_catalog.=) property_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown property "%"', property_name
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Define it first with taskflow.define_property().';
+	END IF;
+	IF v_type OPERATOR(pg_catalog.=) 'null' THEN
+		RAISE EXCEPTION 'property "%" cannot be set to null', property_name
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Remove the key (taskflow.remove_property()) to clear a value.';
+	END IF;
+	IF def.type OPERATOR(pg_catalog.=) 'number' THEN
+		IF v_type OPERATOR(pg_catalog.<>) 'number' THEN
+			RAISE EXCEPTION 'invalid value for number property "%": %',
+				property_name, value
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give a JSON number, for example 3 or 12.5 (not a string).';
+		END IF;
+		RETURN;
+	ELSIF def.type OPERATOR(pg_catalog.=) 'boolean' THEN
+		IF v_type OPERATOR(pg_catalog.<>) 'boolean' THEN
+			RAISE EXCEPTION 'invalid value for boolean property "%": %',
+				property_name, value
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give JSON true or false.';
+		END IF;
+		RETURN;
+	END IF;
+
+	-- the remaining types are JSON strings
+	IF v_type OPERATOR(pg_catalog.<>) 'string' THEN
+		RAISE EXCEPTION 'invalid value for % property "%": %',
+			def.type, property_name, value
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give a JSON string.';
+	END IF;
+	v_text := value OPERATOR(pg_catalog.#>>) '{}';
+
+	IF def.type OPERATOR(pg_catalog.=) 'text' THEN
+		IF v_text OPERATOR(pg_catalog.~) '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' THEN
+			RAISE EXCEPTION 'invalid value for text property "%": control characters are not allowed',
+				property_name
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	ELSIF def.type OPERATOR(pg_catalog.=) 'email' THEN
+		IF NOT taskflow.is_valid_email(v_text) THEN
+			RAISE EXCEPTION 'invalid value for email property "%": "%" is not an e-mail address',
+				property_name, v_text
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give an address like name@example.jp, without spaces or line breaks.';
+		END IF;
+	ELSIF def.type OPERATOR(pg_catalog.=) 'list' THEN
+		IF NOT v_text OPERATOR(pg_catalog.=) ANY (def.allowed_values) THEN
+			RAISE EXCEPTION 'invalid value for list property "%": "%" is not one of the allowed values',
+				property_name, v_text
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('Allowed values: %s.',
+									  array_to_string(def.allowed_values, ', '));
+		END IF;
+	ELSIF def.type OPERATOR(pg_catalog.=) 'date' THEN
+		IF NOT v_text OPERATOR(pg_catalog.~) '^\d{4}-\d{2}-\d{2}$'
+		   OR NOT taskflow.is_valid_date(v_text) THEN
+			RAISE EXCEPTION 'invalid value for date property "%": "%" is not a date',
+				property_name, v_text
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give a date as "YYYY-MM-DD", for example "2026-04-01".';
+		END IF;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION taskflow.check_property_value(text, jsonb) IS
+	'Raises a clear error unless value is valid for the named custom property';
+
+-- True when text is a plausible single e-mail address (no spaces, no CR/LF).
+CREATE FUNCTION taskflow.is_valid_email(address text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN address OPERATOR(pg_catalog.~)
+	'^[^@[:space:][:cntrl:]<>(),;:"]+@[^@[:space:][:cntrl:]<>(),;:"]+\.[^@[:space:][:cntrl:]<>(),;:".]+$'
+	AND pg_catalog.length(address) OPERATOR(pg_catalog.<=) 254;
+COMMENT ON FUNCTION taskflow.is_valid_email(text) IS
+	'True when the text is one e-mail address without spaces or control characters';
+
+-- True when a YYYY-MM-DD text is a real calendar date.
+CREATE FUNCTION taskflow.is_valid_date(value text)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN make_date(substr(value, 1, 4)::int, substr(value, 6, 2)::int,
+					 substr(value, 9, 2)::int) IS NOT NULL;
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+	RETURN false;
+END
+$$;
+
+-- Validates and normalises a member row before it is written.
+CREATE FUNCTION taskflow.member_before_write()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	prop record;
+	bad_tag text;
+BEGIN
+	IF NEW.email IS NOT NULL AND NOT taskflow.is_valid_email(NEW.email) THEN
+		RAISE EXCEPTION 'invalid e-mail address "%" for member %', NEW.email,
+			coalesce(quote_literal(NEW.external_id), NEW.member_id::text)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give an address like name@example.jp, without spaces or line breaks.';
+	END IF;
+
+	IF jsonb_typeof(NEW.properties) OPERATOR(pg_catalog.<>) 'object' THEN
+		RAISE EXCEPTION 'properties of member % must be a JSON object, not %',
+			coalesce(quote_literal(NEW.external_id), NEW.member_id::text),
+			jsonb_typeof(NEW.properties)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR prop IN SELECT key, value FROM jsonb_each(NEW.properties) LOOP
+		PERFORM taskflow.check_property_value(prop.key, prop.value);
+	END LOOP;
+
+	-- tags: trimmed, unique, sorted; no empty, over-long or control characters
+	SELECT t INTO bad_tag FROM unnest(NEW.tags) t
+	 WHERE t IS NULL OR btrim(t) OPERATOR(pg_catalog.=) ''
+		OR length(t) OPERATOR(pg_catalog.>) 100
+		OR t OPERATOR(pg_catalog.~) '[[:cntrl:]]'
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'invalid tag % for member %', coalesce(quote_literal(bad_tag), 'NULL'),
+			coalesce(quote_literal(NEW.external_id), NEW.member_id::text)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A tag is 1 to 100 characters without control characters.';
+	END IF;
+	NEW.tags := ARRAY(SELECT DISTINCT btrim(t) FROM unnest(NEW.tags) t ORDER BY 1);
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER member_before_insert
+	BEFORE INSERT ON taskflow.member
+	FOR EACH ROW EXECUTE FUNCTION taskflow.member_before_write();
+CREATE TRIGGER member_before_update
+	BEFORE UPDATE ON taskflow.member
+	FOR EACH ROW
+	WHEN (OLD.email IS DISTINCT FROM NEW.email
+		  OR OLD.properties IS DISTINCT FROM NEW.properties
+		  OR OLD.tags IS DISTINCT FROM NEW.tags)
+	EXECUTE FUNCTION taskflow.member_before_write();
+
+-- Writes tag_added / tag_removed events for every tag change.
+CREATE FUNCTION taskflow.member_tags_changed()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	old_tags text[] := CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+							THEN OLD.tags ELSE '{}' END;
+BEGIN
+	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail)
+	SELECT NEW.member_id, 'tag_added', taskflow.clock(), jsonb_build_object('tag', t)
+	  FROM unnest(NEW.tags) t
+	 WHERE NOT t OPERATOR(pg_catalog.=) ANY (old_tags)
+	UNION ALL
+	SELECT NEW.member_id, 'tag_removed', taskflow.clock(), jsonb_build_object('tag', t)
+	  FROM unnest(old_tags) t
+	 WHERE NOT t OPERATOR(pg_catalog.=) ANY (NEW.tags);
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER member_tags_inserted
+	AFTER INSERT ON taskflow.member
+	FOR EACH ROW WHEN (NEW.tags OPERATOR(pg_catalog.<>) '{}')
+	EXECUTE FUNCTION taskflow.member_tags_changed();
+CREATE TRIGGER member_tags_updated
+	AFTER UPDATE OF tags ON taskflow.member
+	FOR EACH ROW WHEN (OLD.tags IS DISTINCT FROM NEW.tags)
+	EXECUTE FUNCTION taskflow.member_tags_changed();

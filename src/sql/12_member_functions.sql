@@ -1,0 +1,399 @@
+-- taskflow install script, part 12: functions to manage members.
+--
+-- Definitions (statuses, event kinds, properties, groups) are changed only
+-- through SECURITY DEFINER functions granted to taskflow_app.  Member data
+-- can be written with plain SQL too; the helpers below exist so common
+-- changes need no jsonb or array juggling, and are SECURITY INVOKER (the
+-- caller needs the table privileges, as with plain SQL).
+
+-- Adds (or re-describes) a member status.
+CREATE FUNCTION taskflow.define_status(status text, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF status IS NULL OR status OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid status name %', coalesce(quote_literal(status), 'NULL')
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A status name is lower-case ASCII letters, digits and underscores, starting with a letter.';
+	END IF;
+	INSERT INTO taskflow.member_status AS s (status, description)
+	VALUES (define_status.status, define_status.description)
+	ON CONFLICT ON CONSTRAINT member_status_pkey
+	DO UPDATE SET description = EXCLUDED.description;
+END
+$$;
+
+-- Adds (or re-describes) a kind of timeline event.
+CREATE FUNCTION taskflow.define_event_kind(kind text, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF kind IS NULL OR kind OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid event kind %', coalesce(quote_literal(kind), 'NULL')
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'An event kind is lower-case ASCII letters, digits and underscores, starting with a letter.';
+	END IF;
+	INSERT INTO taskflow.event_kind AS k (kind, description)
+	VALUES (define_event_kind.kind, define_event_kind.description)
+	ON CONFLICT ON CONSTRAINT event_kind_pkey
+	DO UPDATE SET description = EXCLUDED.description;
+END
+$$;
+
+-- Defines a typed custom property.  Changing the type of a property some
+-- members already have is refused when any of their values would not fit.
+CREATE FUNCTION taskflow.define_property(name text, type text,
+										 allowed_values text[] DEFAULT NULL,
+										 description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bad record;
+BEGIN
+	IF name IS NULL OR name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid property name %', coalesce(quote_literal(name), 'NULL')
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A property name is lower-case ASCII letters, digits and underscores, starting with a letter (at most 63).';
+	END IF;
+	IF type IS NULL OR NOT type OPERATOR(pg_catalog.=) ANY
+		(ARRAY['text', 'email', 'number', 'boolean', 'date', 'list']) THEN
+		RAISE EXCEPTION 'invalid type % for property "%"',
+			coalesce(quote_literal(type), 'NULL'), name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The types are text, email, number, boolean, date and list.';
+	END IF;
+	IF (type OPERATOR(pg_catalog.=) 'list')
+	   AND (allowed_values IS NULL OR cardinality(allowed_values) OPERATOR(pg_catalog.=) 0
+			OR array_position(allowed_values, NULL) IS NOT NULL) THEN
+		RAISE EXCEPTION 'list property "%" needs a non-empty array of allowed values', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example ARRAY[''ブロンズ'', ''シルバー'', ''ゴールド''].';
+	END IF;
+	IF type OPERATOR(pg_catalog.<>) 'list' AND allowed_values IS NOT NULL THEN
+		RAISE EXCEPTION 'only list properties take allowed values ("%" is %)', name, type
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	INSERT INTO taskflow.property AS p (name, type, allowed_values, description)
+	VALUES (define_property.name, define_property.type,
+			define_property.allowed_values, define_property.description)
+	ON CONFLICT ON CONSTRAINT property_pkey
+	DO UPDATE SET type = EXCLUDED.type, allowed_values = EXCLUDED.allowed_values,
+				  description = EXCLUDED.description;
+
+	-- existing values must still be valid under the new definition
+	FOR bad IN
+		SELECT m.member_id, m.properties OPERATOR(pg_catalog.->) define_property.name AS value
+		  FROM taskflow.member m
+		 WHERE m.properties OPERATOR(pg_catalog.?) define_property.name
+	LOOP
+		PERFORM taskflow.check_property_value(define_property.name, bad.value);
+	END LOOP;
+END
+$$;
+
+-- Drops a custom property; members' values are removed only when asked.
+CREATE FUNCTION taskflow.drop_property(name text, remove_values boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	holders bigint;
+	user_name text;
+BEGIN
+	PERFORM FROM taskflow.property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'property "%" does not exist', name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	user_name := taskflow.property_used_by(name);
+	IF user_name IS NOT NULL THEN
+		RAISE EXCEPTION 'property "%" is used by %', name, user_name
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Change or drop what uses it first.';
+	END IF;
+	SELECT count(*) INTO holders FROM taskflow.member m
+	 WHERE m.properties OPERATOR(pg_catalog.?) drop_property.name;
+	IF holders OPERATOR(pg_catalog.>) 0 AND NOT remove_values THEN
+		RAISE EXCEPTION 'property "%" has values on % members', name, holders
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Pass remove_values => true to remove the values too.';
+	END IF;
+	UPDATE taskflow.member m SET properties = m.properties OPERATOR(pg_catalog.-) drop_property.name
+	 WHERE m.properties OPERATOR(pg_catalog.?) drop_property.name;
+	DELETE FROM taskflow.property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name;
+END
+$$;
+
+-- Sets one custom property of a member (validated by the member trigger).
+CREATE FUNCTION taskflow.set_property(member_id bigint, name text, value anyelement)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM taskflow.check_property_value(name, to_jsonb(value));
+	UPDATE taskflow.member m
+	   SET properties = m.properties OPERATOR(pg_catalog.||)
+						jsonb_build_object(name, to_jsonb(value))
+	 WHERE m.member_id OPERATOR(pg_catalog.=) set_property.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', member_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION taskflow.set_property(bigint, text, anyelement) IS
+	'Sets a custom property: taskflow.set_property(42, ''plan'', ''ゴールド''::text)';
+
+-- Removes one custom property value of a member.
+CREATE FUNCTION taskflow.remove_property(member_id bigint, name text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	UPDATE taskflow.member m
+	   SET properties = m.properties OPERATOR(pg_catalog.-) remove_property.name
+	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_property.member_id;
+END;
+
+-- Adds a tag to a member; returns false when the member already had it.
+CREATE FUNCTION taskflow.add_tag(member_id bigint, tag text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE taskflow.member m
+	   SET tags = m.tags OPERATOR(pg_catalog.||) add_tag.tag
+	 WHERE m.member_id OPERATOR(pg_catalog.=) add_tag.member_id
+	   AND NOT m.tags OPERATOR(pg_catalog.@>) ARRAY[btrim(add_tag.tag)];
+	IF FOUND THEN
+		RETURN true;
+	END IF;
+	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) add_tag.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+	END IF;
+	RETURN false;
+END
+$$;
+
+-- Removes a tag from a member; returns false when the member did not have it.
+CREATE FUNCTION taskflow.remove_tag(member_id bigint, tag text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE taskflow.member m
+	   SET tags = array_remove(m.tags, remove_tag.tag)
+	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_tag.member_id
+	   AND m.tags OPERATOR(pg_catalog.@>) ARRAY[remove_tag.tag];
+	RETURN FOUND;
+END
+$$;
+
+-- Tags in use, with how many members carry each.
+CREATE VIEW taskflow.tag_usage AS
+SELECT t.tag, count(*) AS members
+  FROM taskflow.member m, unnest(m.tags) AS t(tag)
+ GROUP BY t.tag;
+
+-- Creates a membership group.
+CREATE FUNCTION taskflow.create_group(name text, description text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	new_id integer;
+BEGIN
+	IF name IS NULL OR btrim(name) OPERATOR(pg_catalog.=) '' THEN
+		RAISE EXCEPTION 'a group needs a name' USING ERRCODE = 'invalid_name';
+	END IF;
+	INSERT INTO taskflow.member_group (name, description)
+	VALUES (btrim(name), description) RETURNING group_id INTO new_id;
+	RETURN new_id;
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'group "%" already exists', name USING ERRCODE = 'duplicate_object';
+END
+$$;
+
+-- Looks up a group by name; raises a clear error when there is none.
+CREATE FUNCTION taskflow.group_id(group_name text)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	found_id integer;
+BEGIN
+	SELECT g.group_id INTO found_id FROM taskflow.member_group g
+	 WHERE g.name OPERATOR(pg_catalog.=) group_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'group "%" does not exist', group_name
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Create it with taskflow.create_group().';
+	END IF;
+	RETURN found_id;
+END
+$$;
+
+-- Puts a member into a group as of an instant (default: the engine's clock).
+-- Returns false when the member is already in the group.
+CREATE FUNCTION taskflow.join_group(member_id bigint, group_name text,
+									at timestamptz DEFAULT taskflow.clock())
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	gid integer := taskflow.group_id(group_name);
+BEGIN
+	INSERT INTO taskflow.group_membership (member_id, group_id, joined_at)
+	VALUES (join_group.member_id, gid, at)
+	ON CONFLICT (member_id, group_id) WHERE left_at IS NULL DO NOTHING;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail)
+	VALUES (join_group.member_id, 'group_joined', at, jsonb_build_object('group', group_name));
+	RETURN true;
+END
+$$;
+
+-- Takes a member out of a group; returns false when they were not in it.
+CREATE FUNCTION taskflow.leave_group(member_id bigint, group_name text,
+									 at timestamptz DEFAULT taskflow.clock())
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	gid integer := taskflow.group_id(group_name);
+BEGIN
+	UPDATE taskflow.group_membership gm SET left_at = greatest(at, gm.joined_at)
+	 WHERE gm.member_id OPERATOR(pg_catalog.=) leave_group.member_id
+	   AND gm.group_id OPERATOR(pg_catalog.=) gid AND gm.left_at IS NULL;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail)
+	VALUES (leave_group.member_id, 'group_left', at, jsonb_build_object('group', group_name));
+	RETURN true;
+END
+$$;
+
+-- Records a timeline event and returns its id.
+CREATE FUNCTION taskflow.record_event(member_id bigint, kind text,
+									  detail jsonb DEFAULT '{}',
+									  occurred_at timestamptz DEFAULT taskflow.clock(),
+									  amount numeric DEFAULT NULL,
+									  period daterange DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO taskflow.event (member_id, kind, occurred_at, amount, period, detail)
+	VALUES (record_event.member_id, record_event.kind, record_event.occurred_at,
+			record_event.amount, record_event.period,
+			coalesce(record_event.detail, '{}'::jsonb))
+	RETURNING event_id;
+END;
+
+-- Records a payment of amount for the dates [period_from, period_to].
+CREATE FUNCTION taskflow.record_payment(member_id bigint, amount numeric,
+										period_from date, period_to date,
+										occurred_at timestamptz DEFAULT taskflow.clock(),
+										detail jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF amount IS NULL OR amount OPERATOR(pg_catalog.<) 0 THEN
+		RAISE EXCEPTION 'a payment needs a non-negative amount'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF period_from IS NULL OR period_to IS NULL OR period_to OPERATOR(pg_catalog.<) period_from THEN
+		RAISE EXCEPTION 'a payment needs a period with period_from <= period_to'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN taskflow.record_event(member_id, 'payment', detail, occurred_at, amount,
+								 daterange(period_from, period_to, '[]'));
+END
+$$;
+
+-- Adds a staff memo (メモ) to a member's timeline.
+CREATE FUNCTION taskflow.add_note(member_id bigint, note text,
+								  occurred_at timestamptz DEFAULT taskflow.clock())
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF note IS NULL OR btrim(note) OPERATOR(pg_catalog.=) '' THEN
+		RAISE EXCEPTION 'a note needs some text' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN taskflow.record_event(member_id, 'note', jsonb_build_object('text', note), occurred_at);
+END
+$$;
+
+-- Unsubscribes a member from marketing messages (配信停止).
+CREATE FUNCTION taskflow.unsubscribe(member_id bigint,
+									 at timestamptz DEFAULT taskflow.clock(),
+									 reason text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE taskflow.member m SET unsubscribed_at = at
+	 WHERE m.member_id OPERATOR(pg_catalog.=) unsubscribe.member_id
+	   AND m.unsubscribed_at IS NULL;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	PERFORM taskflow.record_event(member_id, 'unsubscribed',
+								  jsonb_strip_nulls(jsonb_build_object('reason', reason)), at);
+	RETURN true;
+END
+$$;
+
+-- Subscribes an unsubscribed member again.
+CREATE FUNCTION taskflow.resubscribe(member_id bigint,
+									 at timestamptz DEFAULT taskflow.clock())
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE taskflow.member m SET unsubscribed_at = NULL
+	 WHERE m.member_id OPERATOR(pg_catalog.=) resubscribe.member_id
+	   AND m.unsubscribed_at IS NOT NULL;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	PERFORM taskflow.record_event(member_id, 'resubscribed', '{}', at);
+	RETURN true;
+END
+$$;
+
+-- A member's timeline, newest first.
+CREATE FUNCTION taskflow.timeline(member_id bigint)
+RETURNS SETOF taskflow.event
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT * FROM taskflow.event e
+	 WHERE e.member_id OPERATOR(pg_catalog.=) timeline.member_id
+	 ORDER BY e.occurred_at DESC, e.event_id DESC;
+END;
