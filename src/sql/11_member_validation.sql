@@ -5,7 +5,8 @@
 -- an error that names the member, the property and the value.
 
 -- Checks one custom property value against its definition; raises otherwise.
-CREATE FUNCTION taskflow.check_property_value(property_name text, value jsonb)
+CREATE FUNCTION taskflow.check_property_value(property_name text, value jsonb,
+											 member_label text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -14,31 +15,34 @@ DECLARE
 	def taskflow.property;
 	v_type text := jsonb_typeof(value);
 	v_text text;
+	-- names the member in every message when the caller knows it
+	whose text := CASE WHEN member_label IS NULL THEN ''
+					   ELSE ' for member ' OPERATOR(pg_catalog.||) member_label END;
 BEGIN
 	SELECT * INTO def FROM taskflow.property p
 	 WHERE p.name OPERATOR(pg_catalog.=) property_name;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'unknown property "%"', property_name
+		RAISE EXCEPTION 'unknown property "%"%', property_name, whose
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Define it first with taskflow.define_property().';
 	END IF;
 	IF v_type OPERATOR(pg_catalog.=) 'null' THEN
-		RAISE EXCEPTION 'property "%" cannot be set to null', property_name
+		RAISE EXCEPTION 'property "%" cannot be set to null%', property_name, whose
 			USING ERRCODE = 'null_value_not_allowed',
 				  HINT = 'Remove the key (taskflow.remove_property()) to clear a value.';
 	END IF;
 	IF def.type OPERATOR(pg_catalog.=) 'number' THEN
 		IF v_type OPERATOR(pg_catalog.<>) 'number' THEN
-			RAISE EXCEPTION 'invalid value for number property "%": %',
-				property_name, value
+			RAISE EXCEPTION 'invalid value for number property "%"%: %',
+				property_name, whose, value
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'Give a JSON number, for example 3 or 12.5 (not a string).';
 		END IF;
 		RETURN;
 	ELSIF def.type OPERATOR(pg_catalog.=) 'boolean' THEN
 		IF v_type OPERATOR(pg_catalog.<>) 'boolean' THEN
-			RAISE EXCEPTION 'invalid value for boolean property "%": %',
-				property_name, value
+			RAISE EXCEPTION 'invalid value for boolean property "%"%: %',
+				property_name, whose, value
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'Give JSON true or false.';
 		END IF;
@@ -47,8 +51,8 @@ BEGIN
 
 	-- the remaining types are JSON strings
 	IF v_type OPERATOR(pg_catalog.<>) 'string' THEN
-		RAISE EXCEPTION 'invalid value for % property "%": %',
-			def.type, property_name, value
+		RAISE EXCEPTION 'invalid value for % property "%"%: %',
+			def.type, property_name, whose, value
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Give a JSON string.';
 	END IF;
@@ -56,21 +60,21 @@ BEGIN
 
 	IF def.type OPERATOR(pg_catalog.=) 'text' THEN
 		IF v_text OPERATOR(pg_catalog.~) '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' THEN
-			RAISE EXCEPTION 'invalid value for text property "%": control characters are not allowed',
-				property_name
+			RAISE EXCEPTION 'invalid value for text property "%"%: control characters are not allowed',
+				property_name, whose
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
 	ELSIF def.type OPERATOR(pg_catalog.=) 'email' THEN
 		IF NOT taskflow.is_valid_email(v_text) THEN
-			RAISE EXCEPTION 'invalid value for email property "%": "%" is not an e-mail address',
-				property_name, v_text
+			RAISE EXCEPTION 'invalid value for email property "%"%: % is not an e-mail address',
+				property_name, whose, to_json(v_text)
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'Give an address like name@example.jp, without spaces or line breaks.';
 		END IF;
 	ELSIF def.type OPERATOR(pg_catalog.=) 'list' THEN
 		IF NOT v_text OPERATOR(pg_catalog.=) ANY (def.allowed_values) THEN
-			RAISE EXCEPTION 'invalid value for list property "%": "%" is not one of the allowed values',
-				property_name, v_text
+			RAISE EXCEPTION 'invalid value for list property "%"%: "%" is not one of the allowed values',
+				property_name, whose, v_text
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = format('Allowed values: %s.',
 									  array_to_string(def.allowed_values, ', '));
@@ -78,15 +82,15 @@ BEGIN
 	ELSIF def.type OPERATOR(pg_catalog.=) 'date' THEN
 		IF NOT v_text OPERATOR(pg_catalog.~) '^\d{4}-\d{2}-\d{2}$'
 		   OR NOT taskflow.is_valid_date(v_text) THEN
-			RAISE EXCEPTION 'invalid value for date property "%": "%" is not a date',
-				property_name, v_text
+			RAISE EXCEPTION 'invalid value for date property "%"%: "%" is not a date',
+				property_name, whose, v_text
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'Give a date as "YYYY-MM-DD", for example "2026-04-01".';
 		END IF;
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION taskflow.check_property_value(text, jsonb) IS
+COMMENT ON FUNCTION taskflow.check_property_value(text, jsonb, text) IS
 	'Raises a clear error unless value is valid for the named custom property';
 
 -- True when text is a plausible single e-mail address (no spaces, no CR/LF).
@@ -122,22 +126,21 @@ AS $$
 DECLARE
 	prop record;
 	bad_tag text;
+	label text := coalesce(quote_literal(NEW.external_id), NEW.member_id::text);
 BEGIN
 	IF NEW.email IS NOT NULL AND NOT taskflow.is_valid_email(NEW.email) THEN
-		RAISE EXCEPTION 'invalid e-mail address "%" for member %', NEW.email,
-			coalesce(quote_literal(NEW.external_id), NEW.member_id::text)
+		RAISE EXCEPTION 'invalid e-mail address % for member %', to_json(NEW.email), label
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Give an address like name@example.jp, without spaces or line breaks.';
 	END IF;
 
 	IF jsonb_typeof(NEW.properties) OPERATOR(pg_catalog.<>) 'object' THEN
 		RAISE EXCEPTION 'properties of member % must be a JSON object, not %',
-			coalesce(quote_literal(NEW.external_id), NEW.member_id::text),
-			jsonb_typeof(NEW.properties)
+			label, jsonb_typeof(NEW.properties)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	FOR prop IN SELECT key, value FROM jsonb_each(NEW.properties) LOOP
-		PERFORM taskflow.check_property_value(prop.key, prop.value);
+		PERFORM taskflow.check_property_value(prop.key, prop.value, label);
 	END LOOP;
 
 	-- tags: trimmed, unique, sorted; no empty, over-long or control characters
@@ -147,8 +150,11 @@ BEGIN
 		OR t OPERATOR(pg_catalog.~) '[[:cntrl:]]'
 	 LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION 'invalid tag % for member %', coalesce(quote_literal(bad_tag), 'NULL'),
-			coalesce(quote_literal(NEW.external_id), NEW.member_id::text)
+		RAISE EXCEPTION 'invalid tag % for member %',
+			coalesce(to_json(left(bad_tag, 20) OPERATOR(pg_catalog.||)
+							 CASE WHEN length(bad_tag) OPERATOR(pg_catalog.>) 20 THEN '…' ELSE '' END)::text,
+					 'NULL'),
+			label
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'A tag is 1 to 100 characters without control characters.';
 	END IF;

@@ -93,7 +93,8 @@ BEGIN
 		  FROM taskflow.member m
 		 WHERE m.properties OPERATOR(pg_catalog.?) define_property.name
 	LOOP
-		PERFORM taskflow.check_property_value(define_property.name, bad.value);
+		PERFORM taskflow.check_property_value(define_property.name, bad.value,
+											  bad.member_id::text);
 	END LOOP;
 END
 $$;
@@ -139,10 +140,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM taskflow.check_property_value(name, to_jsonb(value));
+	PERFORM taskflow.check_property_value(set_property.name, to_jsonb(value));
 	UPDATE taskflow.member m
 	   SET properties = m.properties OPERATOR(pg_catalog.||)
-						jsonb_build_object(name, to_jsonb(value))
+						jsonb_build_object(set_property.name, to_jsonb(value))
 	 WHERE m.member_id OPERATOR(pg_catalog.=) set_property.member_id;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'member % does not exist', member_id
@@ -255,6 +256,7 @@ RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
 	gid integer := taskflow.group_id(group_name);
 BEGIN
@@ -299,15 +301,36 @@ CREATE FUNCTION taskflow.record_event(member_id bigint, kind text,
 									  amount numeric DEFAULT NULL,
 									  period daterange DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-	INSERT INTO taskflow.event (member_id, kind, occurred_at, amount, period, detail)
+AS $$
+DECLARE
+	new_id bigint;
+BEGIN
+	PERFORM FROM taskflow.event_kind k WHERE k.kind OPERATOR(pg_catalog.=) record_event.kind;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown event kind %', coalesce(quote_literal(kind), 'NULL')
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Define it first with taskflow.define_event_kind().';
+	END IF;
+	IF detail IS NOT NULL AND jsonb_typeof(detail) OPERATOR(pg_catalog.<>) 'object' THEN
+		RAISE EXCEPTION 'event detail must be a JSON object, not %', jsonb_typeof(detail)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example ''{"item": "入門講座DVD"}''.';
+	END IF;
+	IF occurred_at IS NULL THEN
+		RAISE EXCEPTION 'an event needs occurred_at' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	INSERT INTO taskflow.event AS e (member_id, kind, occurred_at, amount, period, detail)
 	VALUES (record_event.member_id, record_event.kind, record_event.occurred_at,
 			record_event.amount, record_event.period,
 			coalesce(record_event.detail, '{}'::jsonb))
-	RETURNING event_id;
-END;
+	RETURNING e.event_id INTO new_id;
+	RETURN new_id;
+EXCEPTION WHEN foreign_key_violation THEN
+	RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+END
+$$;
 
 -- Records a payment of amount for the dates [period_from, period_to].
 CREATE FUNCTION taskflow.record_payment(member_id bigint, amount numeric,

@@ -35,7 +35,7 @@ GRANT EXECUTE ON FUNCTION
 	taskflow.last_payment_at(bigint), taskflow.paid_within(bigint, interval),
 	taskflow.paid_for(bigint, date), taskflow.paid_for_month(bigint, integer),
 	taskflow.is_valid_email(text), taskflow.is_valid_date(text),
-	taskflow.check_property_value(text, jsonb), taskflow.group_id(text),
+	taskflow.check_property_value(text, jsonb, text), taskflow.group_id(text),
 	taskflow.timeline(bigint)
 	TO taskflow_app, taskflow_operator;
 
