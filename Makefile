@@ -21,24 +21,29 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) \
 SHLIB_LINK = -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell $(PKG_CONFIG) --libs libcurl)
 
 # Tests: pg_regress, isolation and TAP, all against temporary instances that
-# preload taskflow (no system cluster is touched).
-REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+# preload taskflow (no system cluster is touched).  The lists are expanded
+# at once (:=) so that an empty one is really undefined for PGXS's ifdef and
+# its suite is skipped instead of run with no tests.
+REGRESS := $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress \
 	--temp-config=$(srcdir)/test/taskflow.conf \
 	--encoding=UTF8 --no-locale
-ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION := $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --temp-instance=$(CURDIR)/tmp_check_iso \
 	--temp-config=$(srcdir)/test/taskflow.conf \
 	--inputdir=$(srcdir)/test --encoding=UTF8 --no-locale
 TAP_TESTS = 1
-PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS = -I$(srcdir)/test/lib
+PROVE_TESTS := $(sort $(wildcard test/t/*.pl))
 
 EXTRA_CLEAN = taskflow--*.sql tmp_check_regress tmp_check_iso output_iso \
 	results regression.diffs regression.out log
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# After the include: Makefile.global resets PROVE_FLAGS.  test/lib holds the
+# TAP helper module (TaskflowTest.pm).
+PROVE_FLAGS += -I$(srcdir)/test/lib
 
 taskflow--$(EXTVERSION).sql: $(SQL_SOURCES)
 	cat $^ > $@

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# demo.sh — the README's demo: build and install taskflow, start a
+# throw-away PostgreSQL 15 instance with taskflow preloaded, load the sample
+# members of scripts/demo.sql and show what taskflow does with them.
+#
+#   scripts/demo.sh
+#
+# The instance lives in a temporary directory, listens only on a Unix
+# socket there, and is stopped and removed when the demo ends, even on
+# failure.  Debian's own cluster is never touched.  Each demo step is a
+# function below; later steps (chains, mail to a local SMTP server) are
+# added to STEPS and to the matching section of demo.sql.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEMO_SQL="$top/scripts/demo.sql"
+
+# Commands run as the user that owns the instance (postgres when we are
+# root: PostgreSQL refuses to run as root) and with the rights to install.
+AS_OWNER=()
+AS_ROOT=()
+if [ "$(id -u)" -eq 0 ]; then
+	AS_OWNER=(runuser -u postgres --)
+elif command -v sudo >/dev/null 2>&1; then
+	AS_ROOT=(sudo)
+fi
+
+if [ -t 1 ]; then
+	say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+	say() { printf '\n== %s\n' "$*"; }
+fi
+
+# ---- steps ---------------------------------------------------------------
+
+# Packages: whatever is missing (see bootstrap.sh).
+step_bootstrap() {
+	"$top/scripts/bootstrap.sh"
+	if [ -z "${PG_CONFIG:-}" ] && [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
+		PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+	fi
+	export PG_CONFIG=${PG_CONFIG:-pg_config}
+	export PATH="$("$PG_CONFIG" --bindir):$PATH"
+}
+
+# Build in the checkout, install into PostgreSQL 15.
+step_build() {
+	say "Building and installing taskflow"
+	make -s -C "$top" -j"$(nproc 2>/dev/null || echo 2)"
+	if [ -w "$("$PG_CONFIG" --pkglibdir)" ]; then
+		make -s -C "$top" install
+	else
+		"${AS_ROOT[@]}" make -s -C "$top" install
+	fi
+}
+
+# A fresh instance in a temporary directory: UTF-8, Tokyo time, taskflow
+# preloaded, reachable only through the socket in that directory.
+step_cluster() {
+	say "Starting a throw-away PostgreSQL instance"
+	DEMO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/taskflow-demo.XXXXXX")
+	chmod 755 "$DEMO_DIR"
+	[ ${#AS_OWNER[@]} -gt 0 ] && chown postgres: "$DEMO_DIR"
+	PGDATA="$DEMO_DIR/data"
+	"${AS_OWNER[@]}" initdb -D "$PGDATA" -E UTF8 --no-locale -A trust \
+		-U postgres >"$DEMO_DIR/initdb.log" 2>&1 ||
+		{ cat "$DEMO_DIR/initdb.log"; return 1; }
+	cat >>"$PGDATA/postgresql.conf" <<-EOF
+
+	# taskflow demo
+	listen_addresses = ''
+	unix_socket_directories = '$DEMO_DIR'
+	shared_preload_libraries = 'taskflow'
+	timezone = 'Asia/Tokyo'
+	log_timezone = 'Asia/Tokyo'
+	EOF
+	"${AS_OWNER[@]}" pg_ctl -D "$PGDATA" -l "$DEMO_DIR/server.log" -w -t 60 \
+		start >/dev/null ||
+		{ tail -n 20 "$DEMO_DIR/server.log"; return 1; }
+	export PGHOST="$DEMO_DIR" PGUSER=postgres PGDATABASE=taskflow_demo
+	unset PGPORT PGSERVICE
+	"${AS_OWNER[@]}" createdb taskflow_demo
+	echo "instance in $DEMO_DIR, database taskflow_demo"
+}
+
+# CREATE EXTENSION, then every section of demo.sql (the file is read by
+# this script, so the instance's owner need not be able to read the
+# checkout).
+step_sql() {
+	say "CREATE EXTENSION taskflow; then scripts/demo.sql"
+	"${AS_OWNER[@]}" psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION taskflow'
+	"${AS_OWNER[@]}" psql -X -q -v ON_ERROR_STOP=1 -P pager=off -f - <"$DEMO_SQL"
+}
+
+# Stops and removes the instance (runs on exit, also after a failure).
+cleanup() {
+	local rc=$?
+	if [ -n "${DEMO_DIR:-}" ] && [ -d "$DEMO_DIR" ]; then
+		if [ -f "$DEMO_DIR/data/postmaster.pid" ]; then
+			"${AS_OWNER[@]}" pg_ctl -D "$DEMO_DIR/data" -m fast -w -t 60 \
+				stop >/dev/null 2>&1 || true
+		fi
+		if [ $rc -ne 0 ] && [ -f "$DEMO_DIR/server.log" ]; then
+			echo "---- last lines of the server log ----"
+			tail -n 15 "$DEMO_DIR/server.log"
+		fi
+		rm -rf "$DEMO_DIR"
+	fi
+	if [ $rc -eq 0 ]; then
+		say "Demo finished; the instance was stopped and removed"
+	else
+		say "Demo FAILED (exit $rc); the instance was stopped and removed"
+	fi
+	exit $rc
+}
+
+# ---- main ----------------------------------------------------------------
+
+STEPS=(step_bootstrap step_build step_cluster step_sql)
+trap cleanup EXIT
+for step in "${STEPS[@]}"; do
+	"$step"
+done
