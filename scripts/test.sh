@@ -39,10 +39,13 @@ done
 [ ${#suites[@]} -eq 0 ] && suites=(regress isolation tap)
 
 WERROR_CFLAGS='-Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers'
-# Time limits (seconds); the whole run is meant to stay well under 20 min.
-T_BOOTSTRAP=${T_BOOTSTRAP:-900}
+# Time limits (seconds): per step, and for the whole run (T_TOTAL), so that
+# even a hung suite ends the run in under 20 minutes.
+T_BOOTSTRAP=${T_BOOTSTRAP:-600}
 T_BUILD=${T_BUILD:-300}
 T_SUITE=${T_SUITE:-600}
+T_TOTAL=${T_TOTAL:-1140}
+started=$SECONDS
 
 passed=0
 failed=0
@@ -51,6 +54,15 @@ failures=()		# one line per failure, repeated in the summary
 # ---- helpers -------------------------------------------------------------
 
 section() { printf '\n==== %s ====\n' "$*"; }
+
+# limit SECONDS: the step's own limit, or less when the run's budget is
+# nearly spent (never below 1).
+limit() {
+	local left=$((T_TOTAL - (SECONDS - started)))
+	[ "$left" -lt "$1" ] && set -- "$left"
+	[ "$1" -lt 1 ] && set -- 1
+	echo "$1"
+}
 
 # fail "what": counts one failure that is not a test result.
 fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAILED: $1"; }
@@ -139,7 +151,7 @@ trap 'fail "test.sh stopped early (exit $?)"; finish' EXIT
 # ---- 1. packages ---------------------------------------------------------
 
 section "Packages"
-if ! timeout "$T_BOOTSTRAP" "$top/scripts/bootstrap.sh"; then
+if ! timeout "$(limit "$T_BOOTSTRAP")" "$top/scripts/bootstrap.sh"; then
 	fail "bootstrap (missing packages could not be installed)"
 	finish
 fi
@@ -167,7 +179,7 @@ rm -f "$src"/taskflow--*.sql
 
 make_args=(-C "$src" -j"$(nproc 2>/dev/null || echo 2)")
 [ $werror = 1 ] && make_args+=("PG_CFLAGS=$WERROR_CFLAGS")
-if ! timeout "$T_BUILD" make "${make_args[@]}" >"$work/build.log" 2>&1; then
+if ! timeout "$(limit "$T_BUILD")" make "${make_args[@]}" >"$work/build.log" 2>&1; then
 	show_file "$work/build.log" 60 tail
 	fail "build"
 	finish
@@ -175,7 +187,7 @@ fi
 grep -E 'warning:' "$work/build.log" | head -n 30
 echo "build: ok ($(grep -c 'warning:' "$work/build.log") warnings)"
 
-if ! timeout "$T_BUILD" "${AS_ROOT[@]}" make -C "$src" install >"$work/install.log" 2>&1; then
+if ! timeout "$(limit "$T_BUILD")" "${AS_ROOT[@]}" make -C "$src" install >"$work/install.log" 2>&1; then
 	show_file "$work/install.log" 30 tail
 	fail "make install"
 	finish
@@ -236,7 +248,9 @@ run_suite() {
 		tap) [ -n "$(ls "$src"/test/t/*.pl 2>/dev/null)" ] ;;
 	esac || { echo "no $name tests"; return 0; }
 
-	(cd "$src" && timeout -k 30 "$T_SUITE" \
+	local t
+	t=$(limit "$T_SUITE")
+	(cd "$src" && timeout -k 30 "$t" \
 		"${AS_TESTER[@]}" make -k installcheck "${vars[@]}") >"$log" 2>&1
 	rc=$?
 	if [ "$name" = tap ]; then
@@ -253,7 +267,8 @@ run_suite() {
 
 	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
 		stop_servers
-		fail "$name: timed out after ${T_SUITE}s"
+		show_file "$log" 20 tail
+		fail "$name: timed out after ${t}s"
 	elif [ $rc -ne 0 ] && [ "$n_bad" -eq 0 ]; then
 		show_file "$log" 20 tail
 		fail "$name: the suite stopped with an error (make exit $rc)"
@@ -288,8 +303,8 @@ show_failures() {
 			show_server_log "$src/output_iso/log/postmaster.log" ;;
 		tap)
 			# prove's own report of the failed assertions
-			echo "---- failed assertions ----"
-			sed -n '/^#   Failed test/,/^[^#]/p' "$work/tap.log" | head -n 60
+			f=$(sed -n '/^#   Failed test/,/^[^#]/p' "$work/tap.log" | head -n 60)
+			[ -n "$f" ] && printf -- '---- failed assertions ----\n%s\n' "$f"
 			for b in "${bad_names[@]}"; do
 				b=$(basename "$b" .pl)
 				show_file "$src/tmp_check/log/regress_log_$b" 40 tail

@@ -26,7 +26,7 @@ our $CONF = File::Spec->catfile(dirname(__FILE__), '..', 'taskflow.conf');
 # Watchdog: a hung test fails on its own instead of waiting for the runner's
 # timeout.  Each psql call is bounded as well (PG_TEST_TIMEOUT_DEFAULT).
 my $watchdog = $ENV{TASKFLOW_TEST_TIMEOUT} || 300;
-$SIG{ALRM} = sub { BAIL_OUT("test still running after ${watchdog}s") };
+$SIG{ALRM} = sub { die "test still running after ${watchdog}s, stopped\n" };
 alarm($watchdog);
 
 # new_node(name, conf => "extra settings\n"): a started instance, UTF-8
