@@ -96,6 +96,10 @@ SELECT taskflow.drop_property('company');
 SELECT taskflow.drop_property('company', remove_values => true);
 SELECT taskflow.drop_property('company');
 SELECT count(*) FROM taskflow.member WHERE properties ? 'company';
+-- a property a saved criteria reads cannot be dropped
+SELECT taskflow.save_criteria('ポイント千以上', 'prop_number(properties, ''points'') >= 1000') > 0 AS saved;
+SELECT taskflow.drop_property('points', remove_values => true);
+SELECT taskflow.drop_criteria('ポイント千以上');
 
 -- statuses are data: add one, then use it
 SELECT taskflow.define_status('vip', 'VIP会員');
