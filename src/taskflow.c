@@ -8,6 +8,7 @@
 #include "utils/guc.h"
 
 #include "clock.h"
+#include "settings.h"
 
 PG_MODULE_MAGIC;
 
@@ -21,5 +22,6 @@ void
 _PG_init(void)
 {
 	TaskflowClockInit();
+	TaskflowSettingsInit();
 	MarkGUCPrefixReserved("taskflow");
 }

@@ -1,0 +1,139 @@
+/*
+ * chain.c
+ *		Loading a chain and its steps for a run.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/syscache.h"
+
+#include "chain.h"
+#include "spi_util.h"
+
+static const char *load_chain_sql =
+"SELECT c.chain_id, c.name, c.owner::oid, c.time_zone, c.repeat, c.reentry,"
+"       c.reentry_cooldown::text, s.step_id, s.position, t.task_id, t.name,"
+"       t.mode, cr.name, cr.normalized, t.actions::text,"
+"       COALESCE(t.template_id, 0), t.on_mismatch"
+"  FROM taskflow.chain c"
+"  JOIN taskflow.chain_step s ON s.chain_id OPERATOR(pg_catalog.=) c.chain_id"
+"  JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
+"  LEFT JOIN taskflow.criteria cr ON cr.criteria_id OPERATOR(pg_catalog.=) t.criteria_id"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1"
+" ORDER BY s.position";
+
+/*
+ * ColumnText copies column col of row i into cxt (NULL stays NULL).
+ */
+static char *
+ColumnText(int i, int col, MemoryContext cxt)
+{
+	char	   *value = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+									 col);
+
+	return value ? MemoryContextStrdup(cxt, value) : NULL;
+}
+
+/*
+ * ColumnInt reads an integer column of row i.
+ */
+static int
+ColumnInt(int i, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+								  col, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+/*
+ * LoadStep fills one step from row i of the chain query.
+ */
+static void
+LoadStep(TaskflowStep step, int i, MemoryContext cxt)
+{
+	char	   *mode = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 12);
+	char	   *on_mismatch = SPI_getvalue(SPI_tuptable->vals[i],
+										   SPI_tuptable->tupdesc, 17);
+
+	step->step_id = ColumnInt(i, 8);
+	step->position = ColumnInt(i, 9);
+	step->task_id = ColumnInt(i, 10);
+	step->task_name = ColumnText(i, 11, cxt);
+	step->manual = (strcmp(mode, "manual") == 0);
+	step->criteria_name = ColumnText(i, 13, cxt);
+	step->criteria_sql = ColumnText(i, 14, cxt);
+	step->actions = ColumnText(i, 15, cxt);
+	step->template_id = ColumnInt(i, 16);
+	step->leave_on_mismatch = (strcmp(on_mismatch, "leave") == 0);
+}
+
+/*
+ * TaskflowLoadChain reads a chain with its steps into cxt; NULL when the
+ * chain does not exist or has no steps.  Needs an SPI connection.
+ */
+TaskflowChain
+TaskflowLoadChain(int chain_id, MemoryContext cxt)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(chain_id)};
+	TaskflowChain chain;
+	char	   *reentry;
+	bool		isnull;
+	int			i;
+
+	TaskflowExec(load_chain_sql, 1, types, values, NULL);
+	if (SPI_processed == 0)
+		return NULL;
+
+	chain = MemoryContextAllocZero(cxt, sizeof(TaskflowChainData));
+	chain->chain_id = chain_id;
+	chain->name = ColumnText(0, 2, cxt);
+	chain->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 3,
+												  &isnull));
+	chain->time_zone = ColumnText(0, 4, cxt);
+	chain->repeat = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 5,
+											   &isnull));
+	reentry = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	chain->reentry = reentry[0];
+	chain->reentry_cooldown = ColumnText(0, 7, cxt);
+	chain->nsteps = (int) SPI_processed;
+	chain->steps = MemoryContextAllocZero(cxt, sizeof(TaskflowStepData) *
+										  chain->nsteps);
+	for (i = 0; i < chain->nsteps; i++)
+		LoadStep(&chain->steps[i], i, cxt);
+	SPI_freetuptable(SPI_tuptable);
+	return chain;
+}
+
+/*
+ * TaskflowChainStepById finds a step of the chain; NULL if it is not there.
+ */
+TaskflowStep
+TaskflowChainStepById(TaskflowChain chain, int step_id)
+{
+	int			i;
+
+	for (i = 0; i < chain->nsteps; i++)
+		if (chain->steps[i].step_id == step_id)
+			return &chain->steps[i];
+	return NULL;
+}
+
+/*
+ * TaskflowOwnerProblem says why the chain's owner cannot run it (the role
+ * was dropped), or returns NULL when it can.
+ */
+char *
+TaskflowOwnerProblem(TaskflowChain chain)
+{
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(chain->owner)))
+		return psprintf("the owner role (OID %u) of chain \"%s\" no longer exists",
+						chain->owner, chain->name);
+	return NULL;
+}

@@ -1,0 +1,354 @@
+/*
+ * engine.c
+ *		The engine's entry point: taskflow.run(as_of) runs, for every enabled
+ *		chain, the entries its schedule makes due and every step due for its
+ *		members, as of the given instant.
+ *
+ * Each batch runs in its own subtransaction: an error rolls back only that
+ * batch, is recorded against the chain (which is paused after too many
+ * consecutive failures), and the other chains go on.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "clock.h"
+#include "engine.h"
+#include "entry.h"
+#include "privileges.h"
+#include "settings.h"
+#include "spi_util.h"
+#include "step.h"
+
+PG_FUNCTION_INFO_V1(taskflow_run);
+
+static const char *chains_sql =
+"SELECT c.chain_id, c.name, c.owner::oid FROM taskflow.chain c"
+" WHERE c.enabled AND c.paused_reason IS NULL"
+"   AND ($1::text IS NULL OR c.name OPERATOR(pg_catalog.=) $1)"
+" ORDER BY c.chain_id";
+
+static const char *record_error_sql =
+"WITH e AS (INSERT INTO taskflow.chain_error (chain_id, step_id, at, sqlstate, message,"
+"                                            detail, hint, context)"
+"           VALUES ($1, $2, $3, $4, $5, $6, $7, $8))"
+"UPDATE taskflow.chain c"
+"   SET consecutive_failures = c.consecutive_failures OPERATOR(pg_catalog.+) 1,"
+"       last_error = $5, last_error_at = $3,"
+"       paused_reason = CASE WHEN c.consecutive_failures OPERATOR(pg_catalog.+) 1"
+"                                 OPERATOR(pg_catalog.>=) c.pause_after_failures"
+"                            THEN pg_catalog.format('paused after %s consecutive failures; last: %s',"
+"                                 c.consecutive_failures OPERATOR(pg_catalog.+) 1, $5)"
+"                            ELSE c.paused_reason END,"
+"       paused_at = CASE WHEN c.consecutive_failures OPERATOR(pg_catalog.+) 1"
+"                             OPERATOR(pg_catalog.>=) c.pause_after_failures"
+"                        THEN $3 ELSE c.paused_at END"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
+
+static const char *pause_sql =
+"UPDATE taskflow.chain c SET paused_reason = $2, paused_at = $3, last_error = $2,"
+"       last_error_at = $3"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
+
+static const char *finish_run_sql =
+"UPDATE taskflow.chain c SET last_run_at = $2,"
+"       consecutive_failures = CASE WHEN $3 THEN 0 ELSE c.consecutive_failures END"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
+
+/*
+ * TaskflowPushRunSettings sets, until the matching pop, what a chain runs
+ * with: the engine's clock, the chain's time zone, and a search_path that
+ * holds nothing a user could plant objects in.
+ */
+int
+TaskflowPushRunSettings(TimestampTz as_of, const char *time_zone)
+{
+	int			nest_level = TaskflowClockPush(as_of);
+
+	(void) set_config_option("TimeZone", time_zone, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
+}
+
+/*
+ * TaskflowPopRunSettings restores what TaskflowPushRunSettings changed.
+ */
+void
+TaskflowPopRunSettings(int nest_level)
+{
+	TaskflowClockPop(nest_level);
+}
+
+/*
+ * RecordError keeps an error of a chain's batch and counts the failure,
+ * pausing the chain once it has failed pause_after_failures runs in a row.
+ */
+static void
+RecordError(TaskflowRun run, TaskflowStep step, ErrorData *edata)
+{
+	Oid			types[8] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
+	TaskflowSavedUser saved;
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = Int32GetDatum(step ? step->step_id : 0);
+	nulls[1] = step ? ' ' : 'n';
+	values[2] = TimestampTzGetDatum(run->as_of);
+	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[4] = CStringGetTextDatum(edata->message ? edata->message : "error");
+	values[5] = edata->detail ? CStringGetTextDatum(edata->detail) : (Datum) 0;
+	nulls[5] = edata->detail ? ' ' : 'n';
+	values[6] = edata->hint ? CStringGetTextDatum(edata->hint) : (Datum) 0;
+	nulls[6] = edata->hint ? ' ' : 'n';
+	values[7] = edata->context ? CStringGetTextDatum(edata->context) : (Datum) 0;
+	nulls[7] = edata->context ? ' ' : 'n';
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec(record_error_sql, 8, types, values, nulls);
+	TaskflowRestoreUser(&saved);
+	ereport(WARNING,
+			(errmsg("taskflow: chain \"%s\" failed: %s", run->chain->name,
+					edata->message),
+			 errdetail("The batch was rolled back; the error is in taskflow.chain_error.")));
+}
+
+/*
+ * AddCounts adds a finished batch's counts to the chain's.
+ */
+static void
+AddCounts(TaskflowCounts total, TaskflowCounts batch)
+{
+	total->entered += batch->entered;
+	total->applied += batch->applied;
+	total->pending += batch->pending;
+	total->left += batch->left;
+}
+
+/*
+ * RunGuarded runs one unit of work in a subtransaction with its own SPI
+ * connection; on error the subtransaction is rolled back and the error
+ * recorded.  Returns false on error.
+ */
+static bool
+RunGuarded(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
+		   TaskflowCounts total, int64 *taken)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	memset(&run->counts, 0, sizeof(run->counts));
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		SPI_connect();
+		*taken = unit(run, step);
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		AddCounts(total, &run->counts);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		RecordError(run, step, edata);
+		FreeErrorData(edata);
+		total->errors++;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * TaskflowRunBatches repeats a unit in batches until a batch takes fewer
+ * members than the batch size; false if a batch failed.
+ */
+bool
+TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
+			 TaskflowCounts total)
+{
+	int64		taken;
+
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!RunGuarded(run, unit, step, total, &taken))
+			return false;
+	} while (taken >= taskflow_batch_size);
+	return true;
+}
+
+/*
+ * FinishChainRun stamps the chain's last run and, after a clean run, clears
+ * its failure count.
+ */
+static void
+FinishChainRun(TaskflowRun run, bool ok)
+{
+	Oid			types[3] = {INT4OID, TIMESTAMPTZOID, BOOLOID};
+	Datum		values[3];
+	TaskflowSavedUser saved;
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = TimestampTzGetDatum(run->as_of);
+	values[2] = BoolGetDatum(ok);
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec(finish_run_sql, 3, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+}
+
+/*
+ * PauseChain pauses a chain that cannot run at all, with the reason.
+ */
+static void
+PauseChain(TaskflowRun run, const char *reason)
+{
+	Oid			types[3] = {INT4OID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	TaskflowSavedUser saved;
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = CStringGetTextDatum(reason);
+	values[2] = TimestampTzGetDatum(run->as_of);
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec(pause_sql, 3, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+	ereport(WARNING,
+			(errmsg("taskflow: chain \"%s\" paused: %s", run->chain->name, reason)));
+}
+
+/*
+ * RunSteps runs every step's due members, in step order, so a member whose
+ * next step is already due moves on in the same run.
+ */
+static bool
+RunSteps(TaskflowRun run, TaskflowCounts total)
+{
+	int			i;
+
+	for (i = 0; i < run->chain->nsteps; i++)
+		if (!TaskflowRunBatches(run, TaskflowRunDueBatch, &run->chain->steps[i], total))
+			return false;
+	return true;
+}
+
+/*
+ * TaskflowRunChain runs one chain as of an instant: entries if its schedule
+ * is due, then every due step.  Needs an SPI connection; returns false if
+ * the chain failed (the error is recorded).
+ */
+bool
+TaskflowRunChain(int chain_id, TimestampTz as_of, TaskflowCounts counts)
+{
+	TaskflowRunData run;
+	char	   *problem;
+	int			nest_level;
+	bool		ok;
+
+	memset(&run, 0, sizeof(run));
+	run.chain = TaskflowLoadChain(chain_id, CurrentMemoryContext);
+	if (run.chain == NULL)
+		return true;
+	run.as_of = as_of;
+	run.actor = "taskflow";
+
+	problem = TaskflowOwnerProblem(run.chain);
+	if (problem)
+	{
+		PauseChain(&run, problem);
+		counts->errors++;
+		return false;
+	}
+	nest_level = TaskflowPushRunSettings(as_of, run.chain->time_zone);
+	ok = TaskflowRunEntries(&run, counts) && RunSteps(&run, counts);
+	TaskflowPopRunSettings(nest_level);
+	FinishChainRun(&run, ok);
+	return ok;
+}
+
+/*
+ * CallerMayRun says whether the caller may run a chain of this owner:
+ * superusers run every chain, others only chains of roles they belong to.
+ */
+static bool
+CallerMayRun(Oid caller, Oid owner)
+{
+	return superuser_arg(caller) || has_privs_of_role(caller, owner);
+}
+
+/*
+ * taskflow.run(as_of, chain) — runs everything due as of an instant and
+ * returns, per chain, how many members entered, had a step applied, became
+ * pending, left, and how many batches failed.
+ */
+Datum
+taskflow_run(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz as_of = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp()
+		: PG_GETARG_TIMESTAMPTZ(0);
+	Oid			caller = GetUserId();
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	char		nulls[1] = {PG_ARGISNULL(1) ? 'n' : ' '};
+	TaskflowSavedUser saved;
+	SPITupleTable *chains;
+	uint64		nchains;
+	uint64		i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	args[0] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	SPI_connect();
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec(chains_sql, 1, types, args, nulls);
+	TaskflowRestoreUser(&saved);
+	chains = SPI_tuptable;
+	nchains = SPI_processed;
+	for (i = 0; i < nchains; i++)
+	{
+		bool		isnull;
+		int			chain_id = DatumGetInt32(SPI_getbinval(chains->vals[i], chains->tupdesc, 1, &isnull));
+		char	   *name = SPI_getvalue(chains->vals[i], chains->tupdesc, 2);
+		Oid			owner = DatumGetObjectId(SPI_getbinval(chains->vals[i], chains->tupdesc, 3, &isnull));
+		TaskflowCountsData counts = {0};
+		Datum		values[6];
+		bool		rnulls[6] = {false};
+
+		if (!CallerMayRun(caller, owner))
+			continue;
+		TaskflowRunChain(chain_id, as_of, &counts);
+		values[0] = CStringGetTextDatum(name);
+		values[1] = Int64GetDatum(counts.entered);
+		values[2] = Int64GetDatum(counts.applied);
+		values[3] = Int64GetDatum(counts.pending);
+		values[4] = Int64GetDatum(counts.left);
+		values[5] = Int64GetDatum(counts.errors);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, rnulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

@@ -1,0 +1,22 @@
+/*
+ * engine.h
+ *		The engine: runs everything due as of an instant.
+ */
+#ifndef TASKFLOW_ENGINE_H
+#define TASKFLOW_ENGINE_H
+
+#include "chain.h"
+
+#include "step.h"
+
+/* A unit of work run in its own subtransaction; returns members taken. */
+typedef int64 (*TaskflowUnit) (TaskflowRun run, TaskflowStep step);
+
+extern bool TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit,
+							   TaskflowStep step, TaskflowCounts total);
+extern bool TaskflowRunChain(int chain_id, TimestampTz as_of,
+							 TaskflowCounts counts);
+extern int	TaskflowPushRunSettings(TimestampTz as_of, const char *time_zone);
+extern void TaskflowPopRunSettings(int nest_level);
+
+#endif							/* TASKFLOW_ENGINE_H */

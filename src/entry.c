@@ -1,0 +1,184 @@
+/*
+ * entry.c
+ *		Entering a chain: when the first task's schedule is due, members who
+ *		match its criteria and may (re-)enter are put at step 1 and the step
+ *		is applied to them at once, in batches.
+ *
+ * Re-entry of members who finished or left: never; rematch (only after an
+ * entry check at which they did not match — they are then "re-armed");
+ * cooldown (once the cooldown interval since they finished has passed).
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "engine.h"
+#include "entry.h"
+#include "privileges.h"
+#include "settings.h"
+#include "spi_util.h"
+
+static const char *entry_slot_sql =
+"SELECT taskflow._entry_slot(c, $2) FROM taskflow.chain c"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
+
+static const char *entered_slot_sql =
+"UPDATE taskflow.chain c SET last_entry_at = $2"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
+
+/* run as the owner: %s is the criteria, then the re-entry condition */
+static const char *candidates_format =
+"SELECT pg_catalog.array_agg(x.member_id) FROM ("
+" SELECT member.member_id FROM taskflow.member AS member"
+"  WHERE member.member_id OPERATOR(pg_catalog.>) $2 AND (%s\n)"
+"    AND NOT EXISTS (SELECT FROM taskflow.chain_member cm"
+"                     WHERE cm.chain_id OPERATOR(pg_catalog.=) $1"
+"                       AND cm.member_id OPERATOR(pg_catalog.=) member.member_id"
+"                       AND NOT (%s))"
+"  ORDER BY member.member_id LIMIT $3) x"
+" WHERE $4 IS NOT NULL";
+
+/* run as the owner: members who finished or left and no longer match */
+static const char *rearm_candidates_format =
+"SELECT pg_catalog.array_agg(cm.member_id) FROM taskflow.chain_member cm"
+"  JOIN taskflow.member AS member ON member.member_id OPERATOR(pg_catalog.=) cm.member_id"
+" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1"
+"   AND cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'left']) AND NOT cm.rearmed"
+"   AND (%s\n) IS NOT TRUE";
+
+static const char *rearm_sql =
+"UPDATE taskflow.chain_member cm SET rearmed = true"
+" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($2)";
+
+/*
+ * ReentryCondition is the SQL condition under which a member already in
+ * the chain's state table (alias cm) may enter again.
+ */
+static char *
+ReentryCondition(TaskflowChain chain)
+{
+	switch (chain->reentry)
+	{
+		case 'r':
+			return "cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'left']) AND cm.rearmed";
+		case 'c':
+			return psprintf("cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'left'])"
+							" AND cm.finished_at OPERATOR(pg_catalog.+) %s::interval"
+							" OPERATOR(pg_catalog.<=) $4",
+							quote_literal_cstr(chain->reentry_cooldown));
+		default:
+			return "false";
+	}
+}
+
+/*
+ * CriteriaOrTrue is the first task's criteria, or "true" for a task that
+ * targets everyone.
+ */
+static const char *
+CriteriaOrTrue(TaskflowRun run)
+{
+	return run->chain->steps[0].criteria_sql ? run->chain->steps[0].criteria_sql : "true";
+}
+
+/*
+ * EntryBatch enters the next batch of matching members (in member id order)
+ * and applies the first step to them; returns how many entered.
+ */
+static int64
+EntryBatch(TaskflowRun run, TaskflowStep first)
+{
+	Oid			types[4] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[4];
+	TaskflowSavedUser saved;
+	MemberSet	ids;
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = Int64GetDatum(run->entry_after);
+	values[2] = Int32GetDatum(taskflow_batch_size);
+	values[3] = TimestampTzGetDatum(run->as_of);
+	TaskflowBecomeUser(run->chain->owner, &saved);
+	ids = TaskflowQueryMembers(psprintf(candidates_format, CriteriaOrTrue(run),
+										ReentryCondition(run->chain)),
+							   4, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+	if (ids->count == 0)
+		return 0;
+	run->entry_after = ids->ids[ids->count - 1];
+	TaskflowEnterMembers(run, ids);
+	TaskflowHandleMatched(run, first, ids);
+	return ids->count;
+}
+
+/*
+ * Rearm marks members who finished or left and no longer match, so that
+ * they enter again when they match again (re-entry "rematch").
+ */
+static int64
+Rearm(TaskflowRun run, TaskflowStep first)
+{
+	Oid			types[2] = {INT4OID, INT8ARRAYOID};
+	Datum		values[2];
+	TaskflowSavedUser saved;
+	MemberSet	ids;
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	TaskflowBecomeUser(run->chain->owner, &saved);
+	ids = TaskflowQueryMembers(psprintf(rearm_candidates_format, CriteriaOrTrue(run)),
+							   1, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+	if (ids->count > 0)
+	{
+		values[1] = MemberSetToDatum(ids);
+		TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+		TaskflowExec(rearm_sql, 2, types, values, NULL);
+		TaskflowRestoreUser(&saved);
+	}
+	return 0;
+}
+
+/*
+ * ChainIdAndInstant runs a statement taking $1 chain id and $2 the run's
+ * instant as the extension owner.
+ */
+static void
+ChainIdAndInstant(TaskflowRun run, const char *sql)
+{
+	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	TaskflowSavedUser saved;
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = TimestampTzGetDatum(run->as_of);
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec(sql, 2, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+}
+
+/*
+ * TaskflowRunEntries enters members if the chain's schedule is due as of
+ * the run's instant; false if a batch failed (the slot is then retried).
+ */
+bool
+TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
+{
+	bool		isnull;
+
+	ChainIdAndInstant(run, entry_slot_sql);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	if (isnull)
+		return true;
+	if (run->chain->reentry == 'r' &&
+		!TaskflowRunBatches(run, Rearm, &run->chain->steps[0], counts))
+		return false;
+	run->entry_after = 0;
+	if (!TaskflowRunBatches(run, EntryBatch, &run->chain->steps[0], counts))
+		return false;
+	/* the latest slot is at or before as_of, so any later one is after it */
+	ChainIdAndInstant(run, entered_slot_sql);
+	return true;
+}

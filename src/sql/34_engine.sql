@@ -1,0 +1,272 @@
+-- taskflow install script, part 34: the engine's entry point, manual steps,
+-- explain, and the views operators and applications read.
+
+CREATE FUNCTION taskflow._check_actions(caller regrole, task_name text, actions jsonb)
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_check_actions';
+
+-- Runs everything due as of an instant: entries of chains whose schedule
+-- is due, and every member whose next step is due.  Superusers run every
+-- chain; other roles only chains of roles they belong to.
+CREATE FUNCTION taskflow.run(as_of timestamptz DEFAULT pg_catalog.now(), chain text DEFAULT NULL)
+RETURNS TABLE (chain text, entered bigint, applied bigint, pending bigint,
+			   "left" bigint, errors bigint)
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_run';
+COMMENT ON FUNCTION taskflow.run(timestamptz, text) IS
+	'Runs everything due as of an instant; per chain: entered, applied, pending, left, errors';
+
+-- Manual steps: process (apply the task), skip (move on without it) or
+-- cancel (take out of the chain) members pending at a manual task; all of
+-- the chosen members or none.  member_ids NULL means every pending member.
+CREATE FUNCTION taskflow.process(task text, member_ids bigint[] DEFAULT NULL,
+								 as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_process';
+COMMENT ON FUNCTION taskflow.process(text, bigint[], timestamptz) IS
+	'Processes members pending at a manual task (all of the chosen or none); returns how many';
+
+CREATE FUNCTION taskflow.skip(task text, member_ids bigint[] DEFAULT NULL,
+							  as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_skip';
+COMMENT ON FUNCTION taskflow.skip(text, bigint[], timestamptz) IS
+	'Moves members pending at a manual task on without applying it';
+
+CREATE FUNCTION taskflow.cancel(task text, member_ids bigint[] DEFAULT NULL,
+								as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_cancel';
+COMMENT ON FUNCTION taskflow.cancel(text, bigint[], timestamptz) IS
+	'Takes members pending at a manual task out of the chain';
+
+CREATE FUNCTION taskflow._member_matches(chain_id integer, step_id integer,
+										 member_id bigint, as_of timestamptz)
+RETURNS boolean
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_member_matches';
+
+-- Formats an instant as local time of a zone, for messages.
+CREATE FUNCTION taskflow._local(ts timestamptz, tz text)
+RETURNS text
+LANGUAGE sql STABLE
+RETURN pg_catalog.to_char(ts AT TIME ZONE tz, 'YYYY-MM-DD HH24:MI');
+
+-- Where a member is in each chain and why (not entered, waiting until,
+-- pending at, finished, left because …), as of an instant.
+CREATE FUNCTION taskflow.explain(member_id bigint, as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE (chain text, state text, task text, since timestamptz, due_at timestamptz,
+			   reason text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	matches boolean;
+	prefix text;
+	next_entry timestamptz;
+BEGIN
+	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) explain.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', explain.member_id USING ERRCODE = 'no_data_found';
+	END IF;
+	FOR r IN
+		SELECT c.chain_id, c.name AS chain_name, c.enabled, c.paused_reason, c.time_zone,
+			   c.schedule, c.daily_at, c.weekdays, c.reentry,
+			   cm.state AS st, cm.step_id, cm.waiting_since, cm.due_at AS due, cm.left_reason,
+			   cm.finished_at, s.position, t.name AS task_name, t.mode, t.assignee,
+			   t.on_mismatch, cr.name AS criteria_name,
+			   (SELECT fcr.name FROM taskflow.chain_step fs
+				  JOIN taskflow.task ft ON ft.task_id OPERATOR(pg_catalog.=) fs.task_id
+				  LEFT JOIN taskflow.criteria fcr ON fcr.criteria_id OPERATOR(pg_catalog.=) ft.criteria_id
+				 WHERE fs.chain_id OPERATOR(pg_catalog.=) c.chain_id AND fs.position OPERATOR(pg_catalog.=) 1) AS entry_criteria,
+			   (SELECT lt.name FROM taskflow.history h
+				  JOIN taskflow.chain_step ls ON ls.step_id OPERATOR(pg_catalog.=) h.step_id
+				  JOIN taskflow.task lt ON lt.task_id OPERATOR(pg_catalog.=) ls.task_id
+				 WHERE h.chain_id OPERATOR(pg_catalog.=) c.chain_id
+				   AND h.member_id OPERATOR(pg_catalog.=) explain.member_id
+				   AND h.event OPERATOR(pg_catalog.=) ANY (ARRAY['left', 'cancelled'])
+				 ORDER BY h.history_id DESC LIMIT 1) AS left_task
+		  FROM taskflow.chain c
+		  LEFT JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) c.chain_id
+											AND cm.member_id OPERATOR(pg_catalog.=) explain.member_id
+		  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) cm.step_id
+		  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id
+		  LEFT JOIN taskflow.criteria cr ON cr.criteria_id OPERATOR(pg_catalog.=) t.criteria_id
+		 ORDER BY c.name
+	LOOP
+		chain := r.chain_name;
+		state := coalesce(r.st, 'not entered');
+		task := r.task_name;
+		since := CASE WHEN r.st IN ('done', 'left') THEN r.finished_at ELSE r.waiting_since END;
+		due_at := r.due;
+		prefix := CASE WHEN r.paused_reason IS NOT NULL THEN 'chain paused (' OPERATOR(pg_catalog.||) r.paused_reason OPERATOR(pg_catalog.||) '); '
+					   WHEN NOT r.enabled THEN 'chain disabled; ' ELSE '' END;
+		IF r.st IS NULL OR (r.st IN ('done', 'left') AND r.reentry OPERATOR(pg_catalog.<>) 'never') THEN
+			matches := taskflow._member_matches(r.chain_id, NULL, explain.member_id, as_of);
+		ELSIF r.st OPERATOR(pg_catalog.=) 'waiting' THEN
+			matches := taskflow._member_matches(r.chain_id, r.step_id, explain.member_id, as_of);
+		END IF;
+		IF r.schedule OPERATOR(pg_catalog.=) 'daily' THEN
+			next_entry := taskflow.daily_slot_after(as_of, r.daily_at, r.weekdays, r.time_zone);
+		END IF;
+		reason := prefix OPERATOR(pg_catalog.||) CASE
+			WHEN r.st IS NULL AND matches THEN
+				format('matches the entry criteria %s; enters at the next entry check%s',
+					   coalesce(quote_ident(r.entry_criteria), '(everyone)'),
+					   CASE WHEN next_entry IS NOT NULL
+							THEN ' (' OPERATOR(pg_catalog.||) taskflow._local(next_entry, r.time_zone) OPERATOR(pg_catalog.||) ')' ELSE '' END)
+			WHEN r.st IS NULL THEN
+				format('does not match the entry criteria %s', quote_ident(r.entry_criteria))
+			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of THEN
+				format('waiting for task %s (step %s) until %s', quote_ident(r.task_name), r.position,
+					   taskflow._local(r.due, r.time_zone))
+			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND matches THEN
+				format('task %s (step %s) is due since %s and runs at the next engine run',
+					   quote_ident(r.task_name), r.position, taskflow._local(r.due, r.time_zone))
+			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' THEN
+				format('task %s (step %s) is due but the member does not match %s: it will %s',
+					   quote_ident(r.task_name), r.position, quote_ident(r.criteria_name),
+					   CASE r.on_mismatch WHEN 'leave' THEN 'leave the chain' ELSE 'wait until it matches' END)
+			WHEN r.st OPERATOR(pg_catalog.=) 'pending' THEN
+				format('pending at manual task %s (step %s) since %s%s', quote_ident(r.task_name), r.position,
+					   taskflow._local(r.waiting_since, r.time_zone),
+					   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''))
+			WHEN r.st OPERATOR(pg_catalog.=) 'done' THEN
+				format('finished the chain on %s%s', taskflow._local(r.finished_at, r.time_zone),
+					   CASE WHEN r.reentry OPERATOR(pg_catalog.=) 'never' THEN '; does not enter again'
+							WHEN matches THEN '; matches again and may re-enter (' OPERATOR(pg_catalog.||) r.reentry OPERATOR(pg_catalog.||) ')'
+							ELSE '' END)
+			ELSE
+				format('left%s on %s: %s', coalesce(' at task ' OPERATOR(pg_catalog.||) quote_ident(r.left_task), ''),
+					   taskflow._local(r.finished_at, r.time_zone), r.left_reason)
+			END;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION taskflow.explain(bigint, timestamptz) IS
+	'For each chain: where the member is and why, as of an instant';
+
+-- The pending list (処理待ちタスク): members waiting for an operator.
+CREATE VIEW taskflow.pending_tasks AS
+SELECT c.name AS chain, s.position, t.name AS task, cm.member_id, m.external_id,
+	   m.name AS member_name, m.email, cm.waiting_since AS pending_since,
+	   t.assignee, t.priority, t.show_on_dashboard, cm.iteration
+  FROM taskflow.chain_member cm
+  JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
+  JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) cm.step_id
+  JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id
+  JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) cm.member_id
+ WHERE cm.state OPERATOR(pg_catalog.=) 'pending';
+COMMENT ON VIEW taskflow.pending_tasks IS
+	'Members pending at manual tasks: chain, task, member, since, assignee, priority, dashboard flag';
+
+-- The dashboard: pending work of tasks shown on it, most urgent first.
+CREATE VIEW taskflow.dashboard AS
+SELECT task, chain, member_id, external_id, member_name, email, pending_since,
+	   assignee, priority
+  FROM taskflow.pending_tasks
+ WHERE show_on_dashboard
+ ORDER BY priority DESC, pending_since, member_id;
+COMMENT ON VIEW taskflow.dashboard IS
+	'Pending manual work shown on the dashboard, highest priority and oldest first';
+
+-- Per chain and step: how many members wait, are pending, had it applied,
+-- left there; with the chain's state and errors.
+CREATE VIEW taskflow.chain_summary AS
+SELECT c.name AS chain, s.position, t.name AS task, t.mode,
+	   (SELECT count(*) FROM taskflow.chain_member cm
+		 WHERE cm.step_id OPERATOR(pg_catalog.=) s.step_id AND cm.state OPERATOR(pg_catalog.=) 'waiting') AS waiting,
+	   (SELECT count(*) FROM taskflow.chain_member cm
+		 WHERE cm.step_id OPERATOR(pg_catalog.=) s.step_id AND cm.state OPERATOR(pg_catalog.=) 'pending') AS pending,
+	   (SELECT count(*) FROM taskflow.history h
+		 WHERE h.chain_id OPERATOR(pg_catalog.=) c.chain_id AND h.step_id OPERATOR(pg_catalog.=) s.step_id
+		   AND h.event OPERATOR(pg_catalog.=) 'applied') AS applied,
+	   (SELECT count(*) FROM taskflow.history h
+		 WHERE h.chain_id OPERATOR(pg_catalog.=) c.chain_id AND h.step_id OPERATOR(pg_catalog.=) s.step_id
+		   AND h.event OPERATOR(pg_catalog.=) ANY (ARRAY['left', 'cancelled'])) AS left_here,
+	   (SELECT count(*) FROM taskflow.chain_member cm
+		 WHERE cm.chain_id OPERATOR(pg_catalog.=) c.chain_id AND cm.state OPERATOR(pg_catalog.=) 'done') AS chain_done,
+	   (SELECT count(*) FROM taskflow.chain_error e
+		 WHERE e.chain_id OPERATOR(pg_catalog.=) c.chain_id AND e.step_id OPERATOR(pg_catalog.=) s.step_id) AS errors,
+	   CASE WHEN c.paused_reason IS NOT NULL THEN 'paused: ' OPERATOR(pg_catalog.||) c.paused_reason
+			WHEN c.enabled THEN 'enabled' ELSE 'disabled' END AS chain_state
+  FROM taskflow.chain c
+  JOIN taskflow.chain_step s ON s.chain_id OPERATOR(pg_catalog.=) c.chain_id
+  JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id;
+COMMENT ON VIEW taskflow.chain_summary IS
+	'Per chain and step: waiting, pending, applied, left, done, errors, chain state';
+
+-- Each member's place in each chain.
+CREATE VIEW taskflow.member_state AS
+SELECT cm.member_id, m.external_id, m.name AS member_name, c.name AS chain,
+	   s.position, t.name AS task, cm.state, cm.iteration, cm.entered_at,
+	   cm.waiting_since, cm.due_at, cm.finished_at, cm.left_reason
+  FROM taskflow.chain_member cm
+  JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
+  JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) cm.member_id
+  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) cm.step_id
+  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id;
+COMMENT ON VIEW taskflow.member_state IS
+	'Per member and chain: step, state, iteration, waiting since, next due';
+
+-- Grants for the engine's objects.
+REVOKE ALL ON taskflow.task, taskflow.chain, taskflow.chain_step, taskflow.chain_member,
+	taskflow.history, taskflow.outbox, taskflow.chain_error FROM PUBLIC;
+REVOKE ALL ON FUNCTION taskflow._task_for(regrole, text, boolean),
+	taskflow._check_task(regrole, text, text, text, jsonb, text, text, integer, text),
+	taskflow._create_task(regrole, text, text, text, jsonb, text, text, boolean, text, integer, text),
+	taskflow._alter_task(regrole, text, text, text, jsonb, text, text, boolean, text, integer, text, boolean, boolean),
+	taskflow._drop_task(regrole, text),
+	taskflow._settable_column_type(text), taskflow._action_error(text, integer, text, text),
+	taskflow._compile_actions(text, jsonb), taskflow._check_actions(regrole, text, jsonb),
+	taskflow._chain_for(regrole, text), taskflow._refuse_if_in_chain(integer, text),
+	taskflow._check_chain(taskflow.chain), taskflow._parse_schedule(text),
+	taskflow._create_chain(regrole, text, text[], text[], text, text[], text, boolean, text, text, interval, interval, boolean, text, integer),
+	taskflow._insert_step(regrole, taskflow.chain, text, text, integer),
+	taskflow._add_step(regrole, text, text, text, integer),
+	taskflow._set_wait(regrole, text, integer, text),
+	taskflow._move_step(regrole, text, integer, integer),
+	taskflow._check_step_waits(taskflow.chain),
+	taskflow._remove_step(regrole, text, integer),
+	taskflow._alter_chain(regrole, text, text, text[], text, boolean, text, text, interval, interval, text, integer, boolean),
+	taskflow._enable_chain(regrole, text), taskflow._disable_chain(regrole, text),
+	taskflow._drop_chain(regrole, text), taskflow._parse_wait(text),
+	taskflow._entry_slot(taskflow.chain, timestamptz), taskflow._parse_weekdays(text[]),
+	taskflow._member_matches(integer, integer, bigint, timestamptz)
+	FROM PUBLIC;
+REVOKE ALL ON FUNCTION taskflow.create_task, taskflow.alter_task, taskflow.drop_task,
+	taskflow.create_chain, taskflow.add_step, taskflow.set_wait, taskflow.move_step,
+	taskflow.remove_step, taskflow.alter_chain, taskflow.enable_chain,
+	taskflow.disable_chain, taskflow.drop_chain, taskflow.run(timestamptz, text),
+	taskflow.process(text, bigint[], timestamptz), taskflow.skip(text, bigint[], timestamptz),
+	taskflow.cancel(text, bigint[], timestamptz), taskflow.explain(bigint, timestamptz),
+	taskflow.wait_until(timestamptz, text, interval, integer, time, text),
+	taskflow.daily_slot_before(timestamptz, time, integer[], text),
+	taskflow.daily_slot_after(timestamptz, time, integer[], text),
+	taskflow._local(timestamptz, text)
+	FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION taskflow.create_task, taskflow.alter_task, taskflow.drop_task,
+	taskflow.create_chain, taskflow.add_step, taskflow.set_wait, taskflow.move_step,
+	taskflow.remove_step, taskflow.alter_chain, taskflow.enable_chain,
+	taskflow.disable_chain, taskflow.drop_chain, taskflow.run(timestamptz, text)
+	TO taskflow_app;
+GRANT EXECUTE ON FUNCTION taskflow.process(text, bigint[], timestamptz),
+	taskflow.skip(text, bigint[], timestamptz), taskflow.cancel(text, bigint[], timestamptz),
+	taskflow.explain(bigint, timestamptz),
+	taskflow.wait_until(timestamptz, text, interval, integer, time, text),
+	taskflow.daily_slot_before(timestamptz, time, integer[], text),
+	taskflow.daily_slot_after(timestamptz, time, integer[], text),
+	taskflow._local(timestamptz, text)
+	TO taskflow_app, taskflow_operator;
+-- chain owners' entry queries read member states; operators read everything
+GRANT SELECT ON taskflow.task, taskflow.chain, taskflow.chain_step, taskflow.chain_member,
+	taskflow.history, taskflow.outbox, taskflow.chain_error, taskflow.pending_tasks,
+	taskflow.dashboard, taskflow.chain_summary, taskflow.member_state
+	TO taskflow_app, taskflow_operator;

@@ -1,0 +1,348 @@
+/*
+ * step.c
+ *		Applying one step of a chain to a batch of members.
+ *
+ * Bookkeeping (member state, history, outbox) runs as the extension owner;
+ * criteria and actions run as the chain's owner (see actions.c).  Every
+ * statement takes the same parameters so each is written once:
+ *	$1 chain_id, $2 the run's instant, $3 step_id, $4 member ids (bigint[]),
+ *	$5 chain name, $6 task name, $7 actor, $8 a text (reason), $9 an integer
+ *	(next step, template).
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "actions.h"
+#include "privileges.h"
+#include "settings.h"
+#include "spi_util.h"
+#include "step.h"
+
+#define BOOKKEEPING_NARGS 9
+
+static const char *due_sql =
+"SELECT pg_catalog.array_agg(d.member_id) FROM ("
+" SELECT cm.member_id FROM taskflow.chain_member cm"
+"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.step_id OPERATOR(pg_catalog.=) $3"
+"    AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.due_at OPERATOR(pg_catalog.<=) $2"
+"    AND (cm.checked_at IS NULL OR cm.checked_at OPERATOR(pg_catalog.<) $2)"
+"  ORDER BY cm.due_at, cm.member_id LIMIT $9"
+"  FOR UPDATE OF cm SKIP LOCKED) d";
+
+static const char *enter_sql =
+"WITH e AS ("
+" INSERT INTO taskflow.chain_member AS cm (chain_id, member_id, step_id, iteration, state,"
+"                                          entered_at, waiting_since, due_at)"
+" SELECT $1, m, $3, 1, 'waiting', $2, $2, $2 FROM pg_catalog.unnest($4) AS m"
+" ON CONFLICT (chain_id, member_id) DO UPDATE"
+"   SET step_id = EXCLUDED.step_id, iteration = cm.iteration OPERATOR(pg_catalog.+) 1,"
+"       state = 'waiting', entered_at = EXCLUDED.entered_at,"
+"       waiting_since = EXCLUDED.waiting_since, due_at = EXCLUDED.due_at,"
+"       checked_at = NULL, finished_at = NULL, left_reason = NULL, rearmed = false"
+" RETURNING cm.member_id, cm.iteration)"
+"INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
+"                              iteration, event, at, actor, detail)"
+"SELECT $1, $5, e.member_id, $3, $6, e.iteration, 'entered', $2, $7, '{}'::jsonb FROM e";
+
+static const char *pending_sql =
+"WITH p AS ("
+" UPDATE taskflow.chain_member cm SET state = 'pending', waiting_since = $2,"
+"        due_at = NULL, checked_at = NULL"
+"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)"
+" RETURNING cm.member_id, cm.iteration)"
+"INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
+"                              iteration, event, at, actor, detail)"
+"SELECT $1, $5, p.member_id, $3, $6, p.iteration, 'pending', $2, $7, '{}'::jsonb FROM p";
+
+static const char *checked_sql =
+"UPDATE taskflow.chain_member cm SET checked_at = $2"
+" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)";
+
+/* %s is the history event ('left' or 'cancelled'), $8 the reason */
+static const char *leave_sql_format =
+"WITH l AS ("
+" UPDATE taskflow.chain_member cm SET state = 'left', left_reason = $8, finished_at = $2,"
+"        due_at = NULL, checked_at = NULL, rearmed = false"
+"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)"
+" RETURNING cm.member_id, cm.iteration)"
+"INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
+"                              iteration, event, at, actor, detail)"
+"SELECT $1, $5, l.member_id, $3, $6, l.iteration, '%s', $2, $7,"
+"       pg_catalog.jsonb_build_object('reason', $8) FROM l";
+
+/* $8 is the history event ('applied' or 'skipped') */
+static const char *history_sql =
+"INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
+"                              iteration, event, at, actor, detail)"
+"SELECT $1, $5, cm.member_id, $3, $6, cm.iteration, $8, $2, $7, '{}'::jsonb"
+"  FROM taskflow.chain_member cm"
+" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)";
+
+static const char *outbox_sql =
+"INSERT INTO taskflow.outbox (chain_id, step_id, member_id, iteration, template_id, channel,"
+"       recipient, sender_name, sender_address, reply_to, subject, body_text, body_html,"
+"       transactional, state, state_reason, created_at, not_before)"
+"SELECT $1, $3, m.member_id, cm.iteration, t.template_id, t.channel, m.email,"
+"       t.sender_name, t.sender_address, t.reply_to, r.subject, r.body_text, r.body_html,"
+"       t.transactional,"
+"       CASE WHEN m.email IS NULL AND t.channel OPERATOR(pg_catalog.=) 'email' THEN 'cancelled'"
+"            WHEN m.unsubscribed_at IS NOT NULL AND NOT t.transactional THEN 'cancelled'"
+"            ELSE 'pending' END,"
+"       CASE WHEN m.email IS NULL AND t.channel OPERATOR(pg_catalog.=) 'email'"
+"            THEN 'member has no e-mail address'"
+"            WHEN m.unsubscribed_at IS NOT NULL AND NOT t.transactional"
+"            THEN 'member unsubscribed' END,"
+"       $2, $2"
+"  FROM taskflow.member m"
+"  JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) $1"
+"                               AND cm.member_id OPERATOR(pg_catalog.=) m.member_id"
+"  JOIN taskflow.template t ON t.template_id OPERATOR(pg_catalog.=) $9"
+"  CROSS JOIN LATERAL taskflow.render_message(t, m) r"
+" WHERE m.member_id OPERATOR(pg_catalog.=) ANY ($4)";
+
+/* $9 is the next step */
+static const char *advance_sql =
+"UPDATE taskflow.chain_member cm SET step_id = $9, state = 'waiting', waiting_since = $2,"
+"       checked_at = NULL,"
+"       due_at = (SELECT taskflow.wait_until($2, s.wait_kind, s.wait_after, s.wait_days,"
+"                                            s.wait_at, $8)"
+"                   FROM taskflow.chain_step s WHERE s.step_id OPERATOR(pg_catalog.=) $9)"
+" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)";
+
+/* $9 is the first step */
+static const char *repeat_sql =
+"WITH r AS ("
+" UPDATE taskflow.chain_member cm SET step_id = $9, state = 'waiting', waiting_since = $2,"
+"        iteration = cm.iteration OPERATOR(pg_catalog.+) 1, checked_at = NULL,"
+"        due_at = (SELECT taskflow.wait_until($2, c.repeat_wait_kind, c.repeat_wait_after,"
+"                                             c.repeat_wait_days, c.repeat_wait_at, c.time_zone)"
+"                    FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) $1)"
+"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)"
+" RETURNING cm.member_id, cm.iteration)"
+"INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
+"                              iteration, event, at, actor, detail)"
+"SELECT $1, $5, r.member_id, $9, NULL, r.iteration, 'repeated', $2, $7, '{}'::jsonb FROM r";
+
+static const char *finish_sql =
+"WITH f AS ("
+" UPDATE taskflow.chain_member cm SET step_id = NULL, state = 'done', finished_at = $2,"
+"        due_at = NULL, checked_at = NULL, rearmed = false"
+"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)"
+" RETURNING cm.member_id, cm.iteration)"
+"INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
+"                              iteration, event, at, actor, detail)"
+"SELECT $1, $5, f.member_id, $3, $6, f.iteration, 'finished', $2, $7, '{}'::jsonb FROM f";
+
+static const char *matching_sql =
+"SELECT pg_catalog.array_agg(member.member_id) FROM taskflow.member AS member"
+" WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($1) AND (%s\n)";
+
+/*
+ * Bookkeeping runs one of the statements above as the extension owner with
+ * the standard parameters; NULL text/int arguments become SQL NULLs.
+ */
+static uint64
+Bookkeeping(TaskflowRun run, TaskflowStep step, MemberSet ids,
+			const char *sql, const char *text8, int int9)
+{
+	Oid			types[BOOKKEEPING_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
+		INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[BOOKKEEPING_NARGS];
+	char		nulls[BOOKKEEPING_NARGS];
+	TaskflowSavedUser saved;
+	uint64		processed;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = TimestampTzGetDatum(run->as_of);
+	values[2] = Int32GetDatum(step ? step->step_id : 0);
+	nulls[2] = step ? ' ' : 'n';
+	values[3] = ids ? MemberSetToDatum(ids) : (Datum) 0;
+	nulls[3] = ids ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(run->chain->name);
+	values[5] = step ? CStringGetTextDatum(step->task_name) : (Datum) 0;
+	nulls[5] = step ? ' ' : 'n';
+	values[6] = CStringGetTextDatum(run->actor);
+	values[7] = text8 ? CStringGetTextDatum(text8) : (Datum) 0;
+	nulls[7] = text8 ? ' ' : 'n';
+	values[8] = Int32GetDatum(int9);
+	nulls[8] = int9 ? ' ' : 'n';
+
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	processed = TaskflowExec(sql, BOOKKEEPING_NARGS, types, values, nulls);
+	TaskflowRestoreUser(&saved);
+	return processed;
+}
+
+/*
+ * TaskflowMatching returns the members of ids that match a criteria
+ * expression, evaluated as the chain's owner.
+ */
+MemberSet
+TaskflowMatching(TaskflowRun run, const char *criteria_sql, MemberSet ids)
+{
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	TaskflowSavedUser saved;
+	MemberSet	matched;
+
+	if (criteria_sql == NULL || ids->count == 0)
+		return ids;
+	values[0] = MemberSetToDatum(ids);
+	TaskflowBecomeUser(run->chain->owner, &saved);
+	matched = TaskflowQueryMembers(psprintf(matching_sql, criteria_sql),
+								   1, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+	return matched;
+}
+
+/*
+ * NextStep returns the step after the given one, or NULL after the last.
+ */
+static TaskflowStep
+NextStep(TaskflowRun run, TaskflowStep step)
+{
+	int			i;
+
+	for (i = 0; i < run->chain->nsteps - 1; i++)
+		if (run->chain->steps[i].step_id == step->step_id)
+			return &run->chain->steps[i + 1];
+	return NULL;
+}
+
+/*
+ * Advance moves members who finished a step on: to the next step with its
+ * wait counted from now, back to task 1 (repeat), or out (done).
+ */
+static void
+Advance(TaskflowRun run, TaskflowStep step, MemberSet ids)
+{
+	TaskflowStep next = NextStep(run, step);
+
+	if (next)
+		Bookkeeping(run, step, ids, advance_sql, run->chain->time_zone,
+					next->step_id);
+	else if (run->chain->repeat)
+		Bookkeeping(run, step, ids, repeat_sql, NULL,
+					run->chain->steps[0].step_id);
+	else
+		Bookkeeping(run, step, ids, finish_sql, NULL, 0);
+}
+
+/*
+ * TaskflowApplyStep applies a step to members: its actions (as the owner),
+ * its history rows, its messages, then moves the members on — all in the
+ * caller's transaction, so they commit together or not at all.
+ */
+void
+TaskflowApplyStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
+{
+	if (ids->count == 0)
+		return;
+	TaskflowRunActions(run->chain, step, ids, run->as_of);
+	Bookkeeping(run, step, ids, history_sql, "applied", 0);
+	if (step->template_id != 0)
+		Bookkeeping(run, step, ids, outbox_sql, NULL, step->template_id);
+	Advance(run, step, ids);
+	run->counts.applied += ids->count;
+}
+
+/*
+ * TaskflowSkipStep moves members past a step without applying it (an
+ * operator's "skip").
+ */
+void
+TaskflowSkipStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
+{
+	if (ids->count == 0)
+		return;
+	Bookkeeping(run, step, ids, history_sql, "skipped", 0);
+	Advance(run, step, ids);
+}
+
+/*
+ * TaskflowLeaveChain takes members out of the chain, recording why.
+ */
+void
+TaskflowLeaveChain(TaskflowRun run, TaskflowStep step, MemberSet ids,
+				   const char *event, const char *reason)
+{
+	if (ids->count == 0)
+		return;
+	Bookkeeping(run, step, ids, psprintf(leave_sql_format, event), reason, 0);
+	run->counts.left += ids->count;
+}
+
+/*
+ * TaskflowHandleMatched does what a step does to members who match it:
+ * apply it (auto) or put them on the pending list (manual).
+ */
+void
+TaskflowHandleMatched(TaskflowRun run, TaskflowStep step, MemberSet ids)
+{
+	if (ids->count == 0)
+		return;
+	if (step->manual)
+	{
+		Bookkeeping(run, step, ids, pending_sql, NULL, 0);
+		run->counts.pending += ids->count;
+	}
+	else
+		TaskflowApplyStep(run, step, ids);
+}
+
+/*
+ * TaskflowEnterMembers puts members at the chain's first step, due now, in
+ * a new iteration when they were in the chain before.
+ */
+void
+TaskflowEnterMembers(TaskflowRun run, MemberSet ids)
+{
+	if (ids->count == 0)
+		return;
+	Bookkeeping(run, &run->chain->steps[0], ids, enter_sql, NULL, 0);
+	run->counts.entered += ids->count;
+}
+
+/*
+ * TaskflowRunDueBatch takes one batch of members due at a step (locking
+ * them, skipping any an operator holds), re-checks the task's criteria, and
+ * applies the step; returns how many members it took.
+ */
+int64
+TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
+{
+	MemberSet	due;
+	MemberSet	matched;
+	MemberSet	mismatched;
+	TaskflowSavedUser saved;
+	Oid			types[BOOKKEEPING_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
+		INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[BOOKKEEPING_NARGS];
+	char		nulls[BOOKKEEPING_NARGS] = "   nnnnn ";
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = TimestampTzGetDatum(run->as_of);
+	values[2] = Int32GetDatum(step->step_id);
+	values[8] = Int32GetDatum(taskflow_batch_size);
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	due = TaskflowQueryMembers(due_sql, BOOKKEEPING_NARGS, types, values, nulls);
+	TaskflowRestoreUser(&saved);
+	if (due->count == 0)
+		return 0;
+
+	matched = TaskflowMatching(run, step->criteria_sql, due);
+	mismatched = MemberSetMinus(due, matched);
+	if (step->leave_on_mismatch)
+		TaskflowLeaveChain(run, step, mismatched, "left",
+						   psprintf("no longer matches criteria \"%s\"",
+									step->criteria_name));
+	else if (mismatched->count > 0)
+		Bookkeeping(run, step, mismatched, checked_sql, NULL, 0);
+	TaskflowHandleMatched(run, step, matched);
+	return due->count;
+}

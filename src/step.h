@@ -1,0 +1,36 @@
+/*
+ * step.h
+ *		Applying one step of a chain to a set of members, set-based: every
+ *		operation is a fixed number of statements over the whole batch.
+ */
+#ifndef TASKFLOW_STEP_H
+#define TASKFLOW_STEP_H
+
+#include "chain.h"
+#include "memberset.h"
+
+/* One chain being run as of an instant, by the engine or an operator. */
+typedef struct TaskflowRunData
+{
+	TaskflowChain chain;
+	TimestampTz as_of;
+	const char *actor;			/* "taskflow", or the operator's role name */
+	TaskflowCountsData counts;	/* of the batch in progress */
+	int64		entry_after;	/* entry batches: last member id entered */
+} TaskflowRunData;
+
+typedef TaskflowRunData *TaskflowRun;
+
+extern int64 TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step);
+extern void TaskflowEnterMembers(TaskflowRun run, MemberSet ids);
+extern void TaskflowHandleMatched(TaskflowRun run, TaskflowStep step,
+								  MemberSet ids);
+extern void TaskflowApplyStep(TaskflowRun run, TaskflowStep step, MemberSet ids);
+extern void TaskflowSkipStep(TaskflowRun run, TaskflowStep step, MemberSet ids);
+extern void TaskflowLeaveChain(TaskflowRun run, TaskflowStep step,
+							   MemberSet ids, const char *event,
+							   const char *reason);
+extern MemberSet TaskflowMatching(TaskflowRun run, const char *criteria_sql,
+								  MemberSet ids);
+
+#endif							/* TASKFLOW_STEP_H */
