@@ -1,6 +1,8 @@
 -- Criteria: saved member searches, validated when saved, run as their owner
 -- as of an instant.
+SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS taskflow CASCADE;
+RESET client_min_messages;
 CREATE EXTENSION taskflow;
 SET TimeZone = 'Asia/Tokyo';
 SET DateStyle = 'ISO, YMD';

@@ -173,34 +173,3 @@ CREATE TRIGGER member_before_update
 		  OR OLD.properties IS DISTINCT FROM NEW.properties
 		  OR OLD.tags IS DISTINCT FROM NEW.tags)
 	EXECUTE FUNCTION taskflow.member_before_write();
-
--- Writes tag_added / tag_removed events for every tag change.
-CREATE FUNCTION taskflow.member_tags_changed()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	old_tags text[] := CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-							THEN OLD.tags ELSE '{}' END;
-BEGIN
-	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail)
-	SELECT NEW.member_id, 'tag_added', taskflow.clock(), jsonb_build_object('tag', t)
-	  FROM unnest(NEW.tags) t
-	 WHERE NOT t OPERATOR(pg_catalog.=) ANY (old_tags)
-	UNION ALL
-	SELECT NEW.member_id, 'tag_removed', taskflow.clock(), jsonb_build_object('tag', t)
-	  FROM unnest(old_tags) t
-	 WHERE NOT t OPERATOR(pg_catalog.=) ANY (NEW.tags);
-	RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER member_tags_inserted
-	AFTER INSERT ON taskflow.member
-	FOR EACH ROW WHEN (NEW.tags OPERATOR(pg_catalog.<>) '{}')
-	EXECUTE FUNCTION taskflow.member_tags_changed();
-CREATE TRIGGER member_tags_updated
-	AFTER UPDATE OF tags ON taskflow.member
-	FOR EACH ROW WHEN (OLD.tags IS DISTINCT FROM NEW.tags)
-	EXECUTE FUNCTION taskflow.member_tags_changed();

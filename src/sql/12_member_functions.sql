@@ -165,6 +165,10 @@ BEGIN ATOMIC
 	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_property.member_id;
 END;
 
+-- Tag changes made with add_tag / remove_tag (and by the engine's tag
+-- actions) are written to the timeline; a plain UPDATE of member.tags is
+-- not, so bulk loads and restores stay plain.
+
 -- Adds a tag to a member; returns false when the member already had it.
 CREATE FUNCTION taskflow.add_tag(member_id bigint, tag text)
 RETURNS boolean
@@ -177,6 +181,8 @@ BEGIN
 	 WHERE m.member_id OPERATOR(pg_catalog.=) add_tag.member_id
 	   AND NOT m.tags OPERATOR(pg_catalog.@>) ARRAY[btrim(add_tag.tag)];
 	IF FOUND THEN
+		PERFORM taskflow.record_event(member_id, 'tag_added',
+									  jsonb_build_object('tag', btrim(tag)));
 		RETURN true;
 	END IF;
 	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) add_tag.member_id;
@@ -198,7 +204,11 @@ BEGIN
 	   SET tags = array_remove(m.tags, remove_tag.tag)
 	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_tag.member_id
 	   AND m.tags OPERATOR(pg_catalog.@>) ARRAY[remove_tag.tag];
-	RETURN FOUND;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	PERFORM taskflow.record_event(member_id, 'tag_removed', jsonb_build_object('tag', tag));
+	RETURN true;
 END
 $$;
 

@@ -65,6 +65,7 @@ DECLARE
 	expires_expr text := NULL;
 	set_exprs jsonb := '{}';
 	stmts text[] := '{}';
+	tag_events text[] := '{}';
 	gid integer;
 	span interval;
 	col text;
@@ -157,6 +158,16 @@ BEGIN
 			tags_expr := CASE verb
 				WHEN 'add_tag' THEN format('(%s OPERATOR(pg_catalog.||) %L::text)', tags_expr, btrim(arg OPERATOR(pg_catalog.#>>) '{}'))
 				ELSE format('pg_catalog.array_remove(%s, %L::text)', tags_expr, btrim(arg OPERATOR(pg_catalog.#>>) '{}')) END;
+			-- the timeline records the change for members it changes (run
+			-- before the UPDATE, which is what changes them)
+			tag_events := tag_events OPERATOR(pg_catalog.||) format(
+				'INSERT INTO taskflow.event (member_id, kind, occurred_at, detail) '
+				'SELECT member.member_id, %L, $2, %L::jsonb FROM taskflow.member AS member '
+				'WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($1) AND %s member.tags OPERATOR(pg_catalog.@>) ARRAY[%L::text]',
+				CASE verb WHEN 'add_tag' THEN 'tag_added' ELSE 'tag_removed' END,
+				jsonb_build_object('tag', btrim(arg OPERATOR(pg_catalog.#>>) '{}')),
+				CASE verb WHEN 'add_tag' THEN 'NOT' ELSE '' END,
+				btrim(arg OPERATOR(pg_catalog.#>>) '{}'));
 
 		ELSIF verb OPERATOR(pg_catalog.=) 'extend_expires' THEN
 			BEGIN
@@ -242,6 +253,6 @@ BEGIN
 		stmts := format('UPDATE taskflow.member AS member SET %s WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($1)',
 						array_to_string(sets, ', ')) OPERATOR(pg_catalog.||) stmts;
 	END IF;
-	RETURN stmts;
+	RETURN tag_events OPERATOR(pg_catalog.||) stmts;
 END
 $$;

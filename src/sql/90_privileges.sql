@@ -39,8 +39,8 @@ GRANT EXECUTE ON FUNCTION
 	taskflow.timeline(bigint)
 	TO taskflow_app, taskflow_operator;
 
--- trigger functions run as whoever writes the member
-GRANT EXECUTE ON FUNCTION taskflow.member_before_write(), taskflow.member_tags_changed()
+-- the trigger function runs as whoever writes the member
+GRANT EXECUTE ON FUNCTION taskflow.member_before_write()
 	TO taskflow_app, taskflow_operator;
 
 -- writing member data and definitions
