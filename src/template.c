@@ -548,8 +548,13 @@ LooksLikeJsonTimestamp(const char *s, int len)
 	if (len < (int) sizeof(shape) - 1 || len > MAXDATELEN)
 		return false;
 	for (i = 0; shape[i] != '\0'; i++)
-		if (shape[i] == 'd' ? !isdigit((unsigned char) s[i]) : s[i] != shape[i])
+	{
+		bool		ok = shape[i] == 'd' ? isdigit((unsigned char) s[i]) :
+		s[i] == shape[i];
+
+		if (!ok)
 			return false;
+	}
 	if (i < len && s[i] == '.')
 		while (++i < len && isdigit((unsigned char) s[i]))
 			;
@@ -634,17 +639,21 @@ AppendJsonbArray(StringInfo out, JsonbContainer *array)
 static void
 AppendJsonbValue(StringInfo out, JsonbValue *v, bool top_level)
 {
+	Datum		number;
+
 	switch (v->type)
 	{
 		case jbvString:
 			if (!top_level ||
-				!AppendJsonTimestamp(out, v->val.string.val, v->val.string.len))
-				appendBinaryStringInfo(out, v->val.string.val, v->val.string.len);
+				!AppendJsonTimestamp(out, v->val.string.val,
+									 v->val.string.len))
+				appendBinaryStringInfo(out, v->val.string.val,
+									   v->val.string.len);
 			break;
 		case jbvNumeric:
-			appendStringInfoString(out,
-								   DatumGetCString(DirectFunctionCall1(numeric_out,
-																	   NumericGetDatum(v->val.numeric))));
+			number = NumericGetDatum(v->val.numeric);
+			number = DirectFunctionCall1(numeric_out, number);
+			appendStringInfoString(out, DatumGetCString(number));
 			break;
 		case jbvBool:
 			appendStringInfoString(out, v->val.boolean ? "true" : "false");
@@ -653,7 +662,8 @@ AppendJsonbValue(StringInfo out, JsonbValue *v, bool top_level)
 			if (JsonContainerIsArray(v->val.binary.data))
 				AppendJsonbArray(out, v->val.binary.data);
 			else
-				(void) JsonbToCString(out, v->val.binary.data, v->val.binary.len);
+				(void) JsonbToCString(out, v->val.binary.data,
+									  v->val.binary.len);
 			break;
 		default:				/* null */
 			break;
@@ -690,7 +700,7 @@ JsonbLookupPath(JsonbContainer *container, const char *path, int len,
 }
 
 
-/* ---------------------------------------------------------------- rendering */
+/* -------------------------------------------------------------- rendering */
 
 /*
  * TemplateRender writes tpl into out, taking field values from lookup.  A
@@ -719,7 +729,8 @@ TemplateRender(Template tpl, TemplateEscape escape, TemplateLookup lookup,
 		if (value->len > 0)
 			TemplateAppendEscaped(out, escape, value->data, value->len);
 		else if (part->fallback != NULL)
-			TemplateAppendEscaped(out, escape, part->fallback, part->fallback_len);
+			TemplateAppendEscaped(out, escape, part->fallback,
+								  part->fallback_len);
 		else if (missing < 0)
 			missing = i;
 	}
@@ -867,7 +878,7 @@ RenderCacheLookup(RenderCache cache, MemoryContext parent, Datum datum,
 }
 
 
-/* ---------------------------------------------------------------- member rows */
+/* ------------------------------------------------------------ member rows */
 
 /*
  * MemberFindColumn returns the 0-based number of the named column of a row
@@ -881,9 +892,10 @@ MemberFindColumn(TupleDesc desc, const char *name, int len)
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute attr = TupleDescAttr(desc, i);
+		const char *attname = NameStr(attr->attname);
 
-		if (!attr->attisdropped && strncmp(NameStr(attr->attname), name, len) == 0 &&
-			NameStr(attr->attname)[len] == '\0')
+		if (!attr->attisdropped && strncmp(attname, name, len) == 0 &&
+			attname[len] == '\0')
 			return i;
 	}
 	return -1;
@@ -934,8 +946,12 @@ MemberDescSetup(RenderCache cache, MemoryContext mcxt, HeapTupleHeader row)
 	desc = cache->member_desc;
 	cache->columns = palloc0(desc->natts * sizeof(ColumnOutputData));
 	for (i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped)
-			MemberColumnSetup(&cache->columns[i], TupleDescAttr(desc, i)->atttypid);
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+
+		if (!attr->attisdropped)
+			MemberColumnSetup(&cache->columns[i], attr->atttypid);
+	}
 	cache->values = palloc(desc->natts * sizeof(Datum));
 	cache->nulls = palloc(desc->natts * sizeof(bool));
 	cache->member_type = type;
@@ -954,8 +970,8 @@ MemberDescSetup(RenderCache cache, MemoryContext mcxt, HeapTupleHeader row)
 static void
 MemberResolveFields(RenderCacheEntry *entry, TupleDesc desc)
 {
-	FieldRef	refs = MemoryContextAllocZero(entry->cxt,
-											  entry->tpl->nparts * sizeof(FieldRefData));
+	Size		size = entry->tpl->nparts * sizeof(FieldRefData);
+	FieldRef	refs = MemoryContextAllocZero(entry->cxt, size);
 	int			i;
 
 	for (i = 0; i < entry->tpl->nparts; i++)
@@ -1008,6 +1024,15 @@ AppendArray(StringInfo out, ColumnOutput col, ArrayType *array)
 }
 
 /*
+ * AppendOutput writes a value with its type's output function.
+ */
+static void
+AppendOutput(StringInfo out, ColumnOutput col, Datum datum)
+{
+	appendStringInfoString(out, OutputFunctionCall(&col->output, datum));
+}
+
+/*
  * AppendJsonbColumn writes a key path of a jsonb column (a custom property),
  * or the whole value as JSON when the field names the column itself.
  */
@@ -1037,7 +1062,8 @@ AppendColumn(StringInfo out, ColumnOutput col, Datum datum, FieldRef ref)
 			{
 				text	   *t = DatumGetTextPP(datum);
 
-				appendBinaryStringInfo(out, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				appendBinaryStringInfo(out, VARDATA_ANY(t),
+									   VARSIZE_ANY_EXHDR(t));
 				break;
 			}
 		case TIMESTAMPTZOID:
@@ -1056,7 +1082,7 @@ AppendColumn(StringInfo out, ColumnOutput col, Datum datum, FieldRef ref)
 			if (OidIsValid(col->elemtype))
 				AppendArray(out, col, DatumGetArrayTypeP(datum));
 			else
-				appendStringInfoString(out, OutputFunctionCall(&col->output, datum));
+				AppendOutput(out, col, datum);
 	}
 }
 
@@ -1084,13 +1110,14 @@ static char *
 MemberLabel(RenderCache cache)
 {
 	TupleDesc	desc = cache->member_desc;
-	int			ext = MemberFindColumn(desc, "external_id", strlen("external_id"));
-	int			id = MemberFindColumn(desc, "member_id", strlen("member_id"));
+	int			ext = MemberFindColumn(desc, "external_id", 11);
+	int			id = MemberFindColumn(desc, "member_id", 9);
 
 	if (ext >= 0 && !cache->nulls[ext] && cache->columns[ext].typid == TEXTOID)
 		return quote_literal_cstr(TextDatumGetCString(cache->values[ext]));
 	if (id >= 0 && !cache->nulls[id])
-		return OutputFunctionCall(&cache->columns[id].output, cache->values[id]);
+		return OutputFunctionCall(&cache->columns[id].output,
+								  cache->values[id]);
 	return NULL;
 }
 
@@ -1148,7 +1175,8 @@ JsonbFieldsLabel(Jsonb *fields)
 	initStringInfo(&label);
 	if (JsonbLookupPath(&fields->root, "external_id", strlen("external_id"),
 						&v) && v.type == jbvString)
-		return quote_literal_cstr(pnstrdup(v.val.string.val, v.val.string.len));
+		return quote_literal_cstr(pnstrdup(v.val.string.val,
+										   v.val.string.len));
 	if (JsonbLookupPath(&fields->root, "member_id", strlen("member_id"), &v))
 		AppendJsonbValue(&label, &v, false);
 	return label.len > 0 ? label.data : NULL;
@@ -1177,17 +1205,17 @@ RenderEscapeArg(FunctionCallInfo fcinfo, int argno)
 		if (VARSIZE_ANY_EXHDR(arg) == 7 && memcmp(part, "subject", 7) == 0)
 			return TEMPLATE_ESCAPE_HEADER;
 	}
+	part = PG_ARGISNULL(argno) ? "NULL" :
+		quote_literal_cstr(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid template part %s",
-					PG_ARGISNULL(argno) ? "NULL"
-					: quote_literal_cstr(text_to_cstring(PG_GETARG_TEXT_PP(argno)))),
+			 errmsg("invalid template part %s", part),
 			 errhint("The parts are 'subject', 'text', 'html' and 'json'.")));
 	return TEMPLATE_ESCAPE_TEXT;	/* not reached */
 }
 
 
-/* ---------------------------------------------------------------- SQL functions */
+/* ---------------------------------------------------------- SQL functions */
 
 /*
  * taskflow.template_fields(template_text text, part text DEFAULT NULL)
