@@ -27,7 +27,7 @@ SELECT taskflow.define_property('newsletter_ok', 'boolean');
 SELECT taskflow.define_property('renewal_date', 'date');
 SELECT taskflow.define_property('company', 'text');
 SELECT taskflow.define_property('billing_email', 'email');
-SELECT name, type, allowed_values, description FROM taskflow.property ORDER BY name;
+SELECT name, type, allowed_values, description FROM taskflow.custom_property ORDER BY name;
 
 -- bad definitions
 SELECT taskflow.define_property('Plan', 'text');
@@ -233,11 +233,11 @@ RESET ROLE;
 SET ROLE tf_mem_nobody;
 SELECT count(*) FROM taskflow.member;
 SELECT taskflow.clock();
-INSERT INTO taskflow.property (name, type) VALUES ('x', 'text');
+INSERT INTO taskflow.custom_property (name, type) VALUES ('x', 'text');
 RESET ROLE;
 -- nobody can write definitions directly, not even the application
 SET ROLE tf_mem_app;
-INSERT INTO taskflow.property (name, type) VALUES ('x', 'text');
+INSERT INTO taskflow.custom_property (name, type) VALUES ('x', 'text');
 DELETE FROM taskflow.member_status;
 RESET ROLE;
 

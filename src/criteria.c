@@ -968,10 +968,10 @@ CriteriaPropertyType(const char *name)
 	values[0] = CStringGetTextDatum(name);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT p.type FROM taskflow.property p "
+	if (SPI_execute_with_args("SELECT p.type FROM taskflow.custom_property p "
 							  "WHERE p.name OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read taskflow.property");
+		elog(ERROR, "could not read taskflow.custom_property");
 	if (SPI_processed > 0)
 		type = MemoryContextStrdup(mcxt, SPI_getvalue(SPI_tuptable->vals[0],
 													  SPI_tuptable->tupdesc, 1));
@@ -1024,7 +1024,7 @@ CriteriaCheckProperty(CriteriaCheck check, CriteriaPropertyRef *ref)
 
 /*
  * CriteriaCheckProperties checks every property read, looking properties
- * up as the extension owner (the owner may not read taskflow.property).
+ * up as the extension owner (the owner may not read taskflow.custom_property).
  */
 static void
 CriteriaCheckProperties(CriteriaCheck check)

@@ -1,7 +1,7 @@
 -- taskflow install script, part 10: the member data model.
 --
 -- Members with core columns, typed custom properties (stored in one jsonb
--- column, validated on write against taskflow.property), tags (a text[]
+-- column, validated on write against taskflow.custom_property), tags (a text[]
 -- column with a GIN index), membership groups with dates, and an event
 -- timeline.  Statuses and event kinds are data, so users can add their own.
 
@@ -50,8 +50,11 @@ INSERT INTO taskflow.event_kind (kind, description, builtin) VALUES
 	('note', 'A memo written by staff', true),
 	('automation', 'Something taskflow did', true);
 
--- Typed custom properties.
-CREATE TABLE taskflow.property (
+-- Typed custom properties.  The name sorts before "member" on purpose:
+-- pg_dump restores the data of extension tables in name order (after
+-- foreign keys), and members' property values are checked against these
+-- definitions as they are loaded.
+CREATE TABLE taskflow.custom_property (
 	name		text PRIMARY KEY
 				CHECK (name OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,62}$'),
 	type		text NOT NULL
@@ -63,7 +66,7 @@ CREATE TABLE taskflow.property (
 	description text,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE taskflow.property IS
+COMMENT ON TABLE taskflow.custom_property IS
 	'Custom member properties and their types; see taskflow.define_property()';
 
 CREATE TABLE taskflow.member (
@@ -88,7 +91,7 @@ COMMENT ON TABLE taskflow.member IS
 COMMENT ON COLUMN taskflow.member.external_id IS
 	'The application''s own key for the member';
 COMMENT ON COLUMN taskflow.member.properties IS
-	'Custom property values, keyed by taskflow.property.name';
+	'Custom property values, keyed by taskflow.custom_property.name';
 
 CREATE INDEX member_tags_idx ON taskflow.member USING gin (tags);
 CREATE INDEX member_email_idx ON taskflow.member (pg_catalog.lower(email));
@@ -148,7 +151,7 @@ CREATE INDEX event_kind_time_idx ON taskflow.event (kind, occurred_at);
 -- pg_dump keeps user data (CREATE EXTENSION recreates built-in rows).
 SELECT pg_catalog.pg_extension_config_dump('taskflow.member_status', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('taskflow.event_kind', 'WHERE NOT builtin');
-SELECT pg_catalog.pg_extension_config_dump('taskflow.property', '');
+SELECT pg_catalog.pg_extension_config_dump('taskflow.custom_property', '');
 SELECT pg_catalog.pg_extension_config_dump('taskflow.member', '');
 SELECT pg_catalog.pg_extension_config_dump('taskflow.member_member_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('taskflow.member_group', '');

@@ -12,14 +12,14 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	def taskflow.property;
+	def taskflow.custom_property;
 	v_type text := jsonb_typeof(value);
 	v_text text;
 	-- names the member in every message when the caller knows it
 	whose text := CASE WHEN member_label IS NULL THEN ''
 					   ELSE ' for member ' OPERATOR(pg_catalog.||) member_label END;
 BEGIN
-	SELECT * INTO def FROM taskflow.property p
+	SELECT * INTO def FROM taskflow.custom_property p
 	 WHERE p.name OPERATOR(pg_catalog.=) property_name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'unknown property "%"%', property_name, whose

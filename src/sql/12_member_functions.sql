@@ -80,10 +80,10 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
-	INSERT INTO taskflow.property AS p (name, type, allowed_values, description)
+	INSERT INTO taskflow.custom_property AS p (name, type, allowed_values, description)
 	VALUES (define_property.name, define_property.type,
 			define_property.allowed_values, define_property.description)
-	ON CONFLICT ON CONSTRAINT property_pkey
+	ON CONFLICT ON CONSTRAINT custom_property_pkey
 	DO UPDATE SET type = EXCLUDED.type, allowed_values = EXCLUDED.allowed_values,
 				  description = EXCLUDED.description;
 
@@ -109,7 +109,7 @@ DECLARE
 	holders bigint;
 	user_name text;
 BEGIN
-	PERFORM FROM taskflow.property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name;
+	PERFORM FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'property "%" does not exist', name
 			USING ERRCODE = 'undefined_object';
@@ -129,7 +129,7 @@ BEGIN
 	END IF;
 	UPDATE taskflow.member m SET properties = m.properties OPERATOR(pg_catalog.-) drop_property.name
 	 WHERE m.properties OPERATOR(pg_catalog.?) drop_property.name;
-	DELETE FROM taskflow.property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name;
+	DELETE FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name;
 END
 $$;
 

@@ -125,14 +125,14 @@ BEGIN
 	   AND a.attname OPERATOR(pg_catalog.<>) 'properties';
 	FOREACH field IN ARRAY coalesce(taskflow.template_fields(template_text, what), '{}') LOOP
 		IF field OPERATOR(pg_catalog.^@) 'properties.' THEN
-			IF NOT EXISTS (SELECT FROM taskflow.property p
+			IF NOT EXISTS (SELECT FROM taskflow.custom_property p
 						   WHERE p.name OPERATOR(pg_catalog.=) substr(field, 12)) THEN
 				RAISE EXCEPTION 'unknown property "%" in merge field {{%}} in %',
 					substr(field, 12), field, what
 					USING ERRCODE = 'undefined_object',
 						  HINT = coalesce('Defined properties: ' OPERATOR(pg_catalog.||)
 									(SELECT string_agg(p.name, ', ' ORDER BY p.name)
-									   FROM taskflow.property p) OPERATOR(pg_catalog.||) '.',
+									   FROM taskflow.custom_property p) OPERATOR(pg_catalog.||) '.',
 									'No property is defined yet; see taskflow.define_property().');
 			END IF;
 		ELSIF NOT field OPERATOR(pg_catalog.=) ANY (columns) THEN

@@ -142,7 +142,7 @@ BEGIN
 			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string' THEN
 				PERFORM taskflow._action_error(task_name, n, 'remove_property needs a property name');
 			END IF;
-			PERFORM FROM taskflow.property p WHERE p.name OPERATOR(pg_catalog.=) (arg OPERATOR(pg_catalog.#>>) '{}');
+			PERFORM FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) (arg OPERATOR(pg_catalog.#>>) '{}');
 			IF NOT FOUND THEN
 				PERFORM taskflow._action_error(task_name, n, format('unknown property %s', arg));
 			END IF;

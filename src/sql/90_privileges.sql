@@ -16,7 +16,7 @@ GRANT USAGE ON SEQUENCE taskflow.member_member_id_seq, taskflow.event_event_id_s
 	TO taskflow_app;
 GRANT SELECT
 	ON taskflow.member, taskflow.event, taskflow.group_membership,
-	   taskflow.member_group, taskflow.property, taskflow.member_status,
+	   taskflow.member_group, taskflow.custom_property, taskflow.member_status,
 	   taskflow.event_kind, taskflow.tag_usage
 	TO taskflow_app, taskflow_operator;
 

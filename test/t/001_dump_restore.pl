@@ -93,7 +93,7 @@ is( $node->safe_psql(
 	SELECT (SELECT count(*) FROM taskflow.member) || ' members, '
 		|| (SELECT count(*) FROM taskflow.event WHERE kind = 'payment') || ' payments, '
 		|| (SELECT count(*) FROM taskflow.group_membership) || ' group memberships, '
-		|| (SELECT count(*) FROM taskflow.property) || ' properties, '
+		|| (SELECT count(*) FROM taskflow.custom_property) || ' properties, '
 		|| (SELECT count(*) FROM taskflow.member_status WHERE NOT builtin) || ' user status, '
 		|| (SELECT count(*) FROM taskflow.event_kind WHERE NOT builtin) || ' user event kind'}
 	),
@@ -158,7 +158,7 @@ my @checks = (
 	[
 		'property definitions',
 		q{SELECT name, type, allowed_values, description
-			FROM taskflow.property ORDER BY name}
+			FROM taskflow.custom_property ORDER BY name}
 	],
 	[ 'tags in use', q{SELECT tag, members FROM taskflow.tag_usage ORDER BY tag} ],
 	[
