@@ -50,10 +50,7 @@ INSERT INTO taskflow.event_kind (kind, description, builtin) VALUES
 	('note', 'A memo written by staff', true),
 	('automation', 'Something taskflow did', true);
 
--- Typed custom properties.  The name sorts before "member" on purpose:
--- pg_dump restores the data of extension tables in name order (after
--- foreign keys), and members' property values are checked against these
--- definitions as they are loaded.
+-- Typed custom properties.
 CREATE TABLE taskflow.custom_property (
 	name		text PRIMARY KEY
 				CHECK (name OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,62}$'),
