@@ -10,6 +10,7 @@
 #include "utils/syscache.h"
 
 #include "chain.h"
+#include "privileges.h"
 #include "spi_util.h"
 
 static const char *load_chain_sql =
@@ -73,7 +74,10 @@ LoadStep(TaskflowStep step, int i, MemoryContext cxt)
 
 /*
  * TaskflowLoadChain reads a chain with its steps into cxt; NULL when the
- * chain does not exist or has no steps.  Needs an SPI connection.
+ * chain does not exist or has no steps.  Needs an SPI connection.  Reads
+ * as the extension owner: the callers (an application role running its
+ * chains, an operator processing a manual step) cannot read the criteria
+ * table.
  */
 TaskflowChain
 TaskflowLoadChain(int chain_id, MemoryContext cxt)
@@ -83,9 +87,12 @@ TaskflowLoadChain(int chain_id, MemoryContext cxt)
 	TaskflowChain chain;
 	char	   *reentry;
 	bool		isnull;
+	TaskflowSavedUser saved;
 	int			i;
 
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	TaskflowExec(load_chain_sql, 1, types, values, NULL);
+	TaskflowRestoreUser(&saved);
 	if (SPI_processed == 0)
 		return NULL;
 
