@@ -136,6 +136,8 @@ TaskflowClockPush(TimestampTz instant)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("taskflow cannot run as of an infinite or out-of-range instant")));
+	/* timestamp2tm without a zone leaves tm_isdst -1, which drops the "+00" */
+	tt.tm_isdst = 0;
 	EncodeDateTime(&tt, fsec, true, 0, NULL, USE_ISO_DATES, text);
 	(void) set_config_option("taskflow.as_of", text, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
