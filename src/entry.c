@@ -41,13 +41,18 @@ static const char *candidates_format =
 "  ORDER BY member.member_id LIMIT $3) x"
 " WHERE $4 IS NOT NULL";
 
-/* run as the owner: members who finished or left and no longer match */
+/*
+ * run as the owner: members who finished or left and no longer match.  The
+ * criteria is evaluated in a subquery over the member alone, so its
+ * unqualified columns (member_id) cannot clash with chain_member's.
+ */
 static const char *rearm_candidates_format =
 "SELECT pg_catalog.array_agg(cm.member_id) FROM taskflow.chain_member cm"
-"  JOIN taskflow.member AS member ON member.member_id OPERATOR(pg_catalog.=) cm.member_id"
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1"
 "   AND cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'left']) AND NOT cm.rearmed"
-"   AND (%s\n) IS NOT TRUE";
+"   AND NOT EXISTS (SELECT FROM taskflow.member AS member"
+"                    WHERE member.member_id OPERATOR(pg_catalog.=) cm.member_id"
+"                      AND (%s\n))";
 
 static const char *rearm_sql =
 "UPDATE taskflow.chain_member cm SET rearmed = true"
