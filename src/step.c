@@ -74,6 +74,26 @@ static const char *leave_sql_format =
 "SELECT $1, $5, l.member_id, $3, $6, l.iteration, '%s', $2, $7,"
 "       pg_catalog.jsonb_build_object('reason', $8) FROM l";
 
+/* members of $4 who had this step applied in their current iteration */
+static const char *already_applied_sql =
+"SELECT pg_catalog.array_agg(cm.member_id) FROM taskflow.chain_member cm"
+" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)"
+"   AND EXISTS (SELECT FROM taskflow.history h"
+"                WHERE h.chain_id OPERATOR(pg_catalog.=) $1"
+"                  AND h.member_id OPERATOR(pg_catalog.=) cm.member_id"
+"                  AND h.iteration OPERATOR(pg_catalog.=) cm.iteration"
+"                  AND h.step_id OPERATOR(pg_catalog.=) $3"
+"                  AND h.event OPERATOR(pg_catalog.=) 'applied')";
+
+/* $8 is the reason */
+static const char *skipped_sql =
+"INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
+"                              iteration, event, at, actor, detail)"
+"SELECT $1, $5, cm.member_id, $3, $6, cm.iteration, 'skipped', $2, $7,"
+"       pg_catalog.jsonb_build_object('reason', $8)"
+"  FROM taskflow.chain_member cm"
+" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)";
+
 /* $8 is the history event ('applied' or 'skipped') */
 static const char *history_sql =
 "INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
@@ -309,6 +329,38 @@ TaskflowEnterMembers(TaskflowRun run, MemberSet ids)
 }
 
 /*
+ * SkipAlreadyApplied moves on, without applying the step again, the members
+ * of ids who had it applied in their current iteration (possible after the
+ * chain's steps were reordered: the step they reach next may be one they
+ * already had); returns the others.
+ */
+static MemberSet
+SkipAlreadyApplied(TaskflowRun run, TaskflowStep step, MemberSet ids)
+{
+	Oid			types[BOOKKEEPING_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
+		INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[BOOKKEEPING_NARGS];
+	char		nulls[BOOKKEEPING_NARGS] = "    nnnnn";
+	TaskflowSavedUser saved;
+	MemberSet	already;
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = TimestampTzGetDatum(run->as_of);
+	values[2] = Int32GetDatum(step->step_id);
+	values[3] = MemberSetToDatum(ids);
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	already = TaskflowQueryMembers(already_applied_sql, BOOKKEEPING_NARGS, types,
+								   values, nulls);
+	TaskflowRestoreUser(&saved);
+	if (already->count == 0)
+		return ids;
+	Bookkeeping(run, step, already, skipped_sql,
+				"already applied in this iteration (the chain's steps were reordered)", 0);
+	Advance(run, step, already);
+	return MemberSetMinus(ids, already);
+}
+
+/*
  * TaskflowRunDueBatch takes one batch of members due at a step (locking
  * them, skipping any an operator holds), re-checks the task's criteria, and
  * applies the step; returns how many members it took.
@@ -317,6 +369,7 @@ int64
 TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 {
 	MemberSet	due;
+	MemberSet	todo;
 	MemberSet	matched;
 	MemberSet	mismatched;
 	TaskflowSavedUser saved;
@@ -335,8 +388,9 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	if (due->count == 0)
 		return 0;
 
-	matched = TaskflowMatching(run, step->criteria_sql, due);
-	mismatched = MemberSetMinus(due, matched);
+	todo = SkipAlreadyApplied(run, step, due);
+	matched = TaskflowMatching(run, step->criteria_sql, todo);
+	mismatched = MemberSetMinus(todo, matched);
 	if (step->leave_on_mismatch)
 		TaskflowLeaveChain(run, step, mismatched, "left",
 						   psprintf("no longer matches criteria \"%s\"",
