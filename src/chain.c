@@ -4,6 +4,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -17,7 +18,7 @@ static const char *load_chain_sql =
 "SELECT c.chain_id, c.name, c.owner::oid, c.time_zone, c.repeat, c.reentry,"
 "       c.reentry_cooldown::text, s.step_id, s.position, t.task_id, t.name,"
 "       t.mode, cr.name, cr.normalized, t.actions::text,"
-"       COALESCE(t.template_id, 0), t.on_mismatch"
+"       COALESCE(t.template_id, 0), t.on_mismatch, c.owner_could_login"
 "  FROM taskflow.chain c"
 "  JOIN taskflow.chain_step s ON s.chain_id OPERATOR(pg_catalog.=) c.chain_id"
 "  JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
@@ -106,6 +107,9 @@ TaskflowLoadChain(int chain_id, MemoryContext cxt)
 	chain->repeat = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 5,
 											   &isnull));
+	chain->owner_could_login = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 18,
+														  &isnull));
 	reentry = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	chain->reentry = reentry[0];
 	chain->reentry_cooldown = ColumnText(0, 7, cxt);
@@ -134,13 +138,23 @@ TaskflowChainStepById(TaskflowChain chain, int step_id)
 
 /*
  * TaskflowOwnerProblem says why the chain's owner cannot run it (the role
- * was dropped), or returns NULL when it can.
+ * was dropped, or could log in when it created the chain and no longer
+ * may: an account that was locked), or returns NULL when it can.
  */
 char *
 TaskflowOwnerProblem(TaskflowChain chain)
 {
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(chain->owner)))
+	HeapTuple	tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(chain->owner));
+	char	   *problem = NULL;
+
+	if (!HeapTupleIsValid(tuple))
 		return psprintf("the owner role (OID %u) of chain \"%s\" no longer exists",
 						chain->owner, chain->name);
-	return NULL;
+	if (chain->owner_could_login &&
+		!((Form_pg_authid) GETSTRUCT(tuple))->rolcanlogin)
+		problem = psprintf("the owner role \"%s\" of chain \"%s\" may no longer log in",
+						   NameStr(((Form_pg_authid) GETSTRUCT(tuple))->rolname),
+						   chain->name);
+	ReleaseSysCache(tuple);
+	return problem;
 }

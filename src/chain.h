@@ -30,6 +30,7 @@ typedef struct TaskflowChainData
 	int			chain_id;
 	char	   *name;
 	Oid			owner;
+	bool		owner_could_login;	/* at creation: pause if it loses LOGIN */
 	char	   *time_zone;
 	bool		repeat;
 	char		reentry;		/* 'n'ever, 'r'ematch, 'c'ooldown */

@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "clock.h"
@@ -30,6 +31,7 @@
 #include "settings.h"
 #include "spi_util.h"
 #include "step.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(taskflow_run);
 
@@ -127,6 +129,22 @@ RecordError(TaskflowRun run, TaskflowStep step, ErrorData *edata)
 }
 
 /*
+ * ArmChainTimeout starts (or stops) the per-batch time limit
+ * taskflow.chain_statement_timeout.  Only in a scheduler: a client calling
+ * taskflow.run() has its own statement_timeout for the whole call.
+ */
+static void
+ArmChainTimeout(bool start)
+{
+	if (!taskflow_in_worker || taskflow_chain_timeout <= 0)
+		return;
+	if (start)
+		enable_timeout_after(STATEMENT_TIMEOUT, taskflow_chain_timeout);
+	else
+		disable_timeout(STATEMENT_TIMEOUT, false);
+}
+
+/*
  * AddCounts adds a finished batch's counts to the chain's.
  */
 static void
@@ -152,6 +170,7 @@ RunGuarded(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 	volatile bool ok = true;
 
 	memset(&run->counts, 0, sizeof(run->counts));
+	ArmChainTimeout(true);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
@@ -159,6 +178,7 @@ RunGuarded(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 		SPI_connect();
 		*taken = unit(run, step);
 		SPI_finish();
+		ArmChainTimeout(false);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -169,6 +189,7 @@ RunGuarded(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 		ErrorData  *edata;
 
 		MemoryContextSwitchTo(oldcxt);
+		ArmChainTimeout(false);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();

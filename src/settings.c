@@ -1,19 +1,26 @@
 /*
  * settings.c
- *		The taskflow.* settings used by the engine.
- *
- * Settings of the background workers live with the workers; these are the
- * ones the engine itself reads, so they work the same whether the engine is
- * called from SQL or from a worker.
+ *		The taskflow.* settings: those the engine reads (usable from SQL
+ *		whether or not taskflow is preloaded) and those of the background
+ *		workers (defined only when it is).
  */
 #include "postgres.h"
 
+#include <limits.h>
+
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 #include "settings.h"
 
 int			taskflow_entry_interval = 300;
 int			taskflow_batch_size = 10000;
+bool		taskflow_enabled = true;
+int			taskflow_max_workers = 8;
+char	   *taskflow_databases = NULL;
+int			taskflow_chain_timeout = 0;
+int			taskflow_safety_interval = 300;
 
 /*
  * TaskflowSettingsInit defines the engine's settings.
@@ -37,4 +44,74 @@ TaskflowSettingsInit(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+}
+
+/*
+ * CheckDatabases accepts "*" or a comma-separated list of database names.
+ */
+static bool
+CheckDatabases(char **newval, void **extra, GucSource source)
+{
+	char	   *copy = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitIdentifierString(copy, ',', &names);
+
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	list_free(names);
+	pfree(copy);
+	return ok;
+}
+
+/*
+ * TaskflowWorkerSettingsInit defines the background workers' settings.
+ */
+void
+TaskflowWorkerSettingsInit(void)
+{
+	DefineCustomBoolVariable("taskflow.enabled",
+							 "Whether taskflow's background workers run due work.",
+							 "When off, the schedulers sleep; taskflow.run() still works.",
+							 &taskflow_enabled, true, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("taskflow.max_workers",
+							"How many databases taskflow can serve at once (one scheduler each).",
+							NULL, &taskflow_max_workers, 8, 1, 128,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("taskflow.databases",
+							   "Databases taskflow serves: * for every database where it is installed, or a list.",
+							   NULL, &taskflow_databases, "*", PGC_SIGHUP, 0,
+							   CheckDatabases, NULL, NULL);
+	DefineCustomIntVariable("taskflow.chain_statement_timeout",
+							"Longest time the worker lets one batch of one chain run (0: no limit).",
+							"A batch that takes longer is cancelled and recorded as the chain's error.",
+							&taskflow_chain_timeout, 0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskflow.safety_interval",
+							"Longest a scheduler sleeps when nothing is due.",
+							"Work is normally run on time and on change; this is only a safety net.",
+							&taskflow_safety_interval, 300, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+}
+
+/*
+ * TaskflowServesDatabase says whether taskflow.databases includes dbname.
+ */
+bool
+TaskflowServesDatabase(const char *dbname)
+{
+	char	   *copy;
+	List	   *names;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (taskflow_databases == NULL || strcmp(taskflow_databases, "*") == 0)
+		return true;
+	copy = pstrdup(taskflow_databases);
+	if (!SplitIdentifierString(copy, ',', &names))
+		return false;
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), dbname) == 0)
+			found = true;
+	return found;
 }

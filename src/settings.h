@@ -7,7 +7,14 @@
 
 extern int	taskflow_entry_interval;	/* seconds */
 extern int	taskflow_batch_size;
+extern bool taskflow_enabled;
+extern int	taskflow_max_workers;
+extern char *taskflow_databases;
+extern int	taskflow_chain_timeout;	/* milliseconds, 0 = none */
+extern int	taskflow_safety_interval;	/* seconds */
 
 extern void TaskflowSettingsInit(void);
+extern void TaskflowWorkerSettingsInit(void);
+extern bool TaskflowServesDatabase(const char *dbname);
 
 #endif							/* TASKFLOW_SETTINGS_H */

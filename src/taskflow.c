@@ -5,23 +5,36 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "clock.h"
+#include "launcher.h"
 #include "settings.h"
+#include "shared.h"
+#include "wakeup.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
 /*
- * _PG_init registers every module's settings, then reserves the "taskflow."
- * prefix so a misspelt setting is reported instead of silently ignored.
+ * _PG_init registers every module's settings and hooks; the background
+ * workers only when taskflow is preloaded (and never during pg_upgrade).
+ * Then it reserves the "taskflow." prefix so a misspelt setting is
+ * reported instead of silently ignored.
  */
 void
 _PG_init(void)
 {
 	TaskflowClockInit();
 	TaskflowSettingsInit();
+	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
+	{
+		TaskflowWorkerSettingsInit();
+		TaskflowSharedRequest();
+		TaskflowRegisterLauncher();
+	}
+	TaskflowWakeupInit();
 	MarkGUCPrefixReserved("taskflow");
 }

@@ -13,6 +13,7 @@ CREATE TABLE taskflow.chain (
 	name		text NOT NULL UNIQUE,
 	description text,
 	owner		regrole NOT NULL,
+	owner_could_login boolean NOT NULL DEFAULT false,	/* pause if it loses LOGIN */
 	enabled		boolean NOT NULL DEFAULT true,
 	schedule	text NOT NULL
 				CHECK (schedule OPERATOR(pg_catalog.=) ANY (ARRAY['always', 'daily'])),

@@ -182,11 +182,13 @@ BEGIN
 				  HINT = 'waits[i] is the wait before tasks[i]; waits[1] is NULL.';
 	END IF;
 
-	INSERT INTO taskflow.chain AS ch (name, description, owner, enabled, schedule, daily_at, weekdays,
+	INSERT INTO taskflow.chain AS ch (name, description, owner, owner_could_login, enabled, schedule, daily_at, weekdays,
 		entry_interval, time_zone, repeat, repeat_wait_kind, repeat_wait_after,
 		repeat_wait_days, repeat_wait_at, reentry, reentry_cooldown,
 		pause_after_failures, enabled_at)
-	VALUES (c.name, c.description, c.owner, c.enabled, c.schedule, c.daily_at, c.weekdays,
+	VALUES (c.name, c.description, c.owner,
+		(SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller),
+		c.enabled, c.schedule, c.daily_at, c.weekdays,
 		c.entry_interval, c.time_zone, c.repeat, c.repeat_wait_kind, c.repeat_wait_after,
 		c.repeat_wait_days, c.repeat_wait_at, c.reentry, c.reentry_cooldown,
 		c.pause_after_failures, c.enabled_at)

@@ -1,0 +1,289 @@
+/*
+ * scheduler.c
+ *		The scheduler: one background worker per database with taskflow.
+ *
+ * It calls the engine (taskflow.run) as of the current time, then sleeps
+ * until the next instant something is due (a member's next step, a daily
+ * slot, an "always" chain's next entry check), or until a change wakes it
+ * (see wakeup.c), or at most the safety interval.  Each run is one
+ * transaction, so a crash leaves nothing half-applied: the next run does it.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "settings.h"
+#include "shared.h"
+#include "worker.h"
+
+PGDLLEXPORT void taskflow_scheduler_main(Datum arg);
+
+bool		taskflow_in_worker = false;
+
+static TaskflowDbSlot my_slot = NULL;
+
+static const char *run_sql =
+"SELECT COALESCE(sum(r.entered), 0)::int8, COALESCE(sum(r.applied), 0)::int8,"
+"       COALESCE(sum(r.pending), 0)::int8, COALESCE(sum(r.\"left\"), 0)::int8,"
+"       COALESCE(sum(r.errors), 0)::int8, taskflow.next_wakeup($1)"
+"  FROM taskflow.run($1) r";
+
+/* What one run did, for the status view. */
+typedef struct RunResult
+{
+	int64		counts[5];
+	bool		has_next;
+	TimestampTz next;
+} RunResult;
+
+/*
+ * ClearSlot forgets this scheduler in shared memory when it exits.
+ */
+static void
+ClearSlot(int code, Datum arg)
+{
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	if (my_slot && my_slot->pid == MyProcPid)
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+	}
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
+ * ClaimSlot records this scheduler in its database's slot.
+ */
+static void
+ClaimSlot(Oid dboid)
+{
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	my_slot = TaskflowSlotFor(dboid, true);
+	if (my_slot)
+	{
+		my_slot->pid = MyProcPid;
+		my_slot->latch = &MyProc->procLatch;
+		my_slot->started_at = GetCurrentTimestamp();
+		my_slot->no_extension = false;
+	}
+	LWLockRelease(taskflow_shared->lock);
+	if (my_slot == NULL)
+		ereport(ERROR,
+				(errmsg("taskflow: no free scheduler slot"),
+				 errhint("Raise taskflow.max_workers.")));
+	on_shmem_exit(ClearSlot, (Datum) 0);
+}
+
+/*
+ * ExtensionMissing says (inside a transaction) whether taskflow is not
+ * installed in this database.
+ */
+static bool
+ExtensionMissing(void)
+{
+	return !OidIsValid(get_extension_oid("taskflow", true));
+}
+
+/*
+ * RunEngine runs the engine once as of now, in the current transaction,
+ * and reads when it next has something to do.
+ */
+static void
+RunEngine(RunResult *result)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
+	bool		isnull;
+	int			i;
+
+	SPI_connect();
+	if (SPI_execute_with_args(run_sql, 1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "taskflow: running the engine failed");
+	for (i = 0; i < 5; i++)
+		result->counts[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc,
+														i + 1, &isnull));
+	result->next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 6,
+													 &result->has_next));
+	result->has_next = !result->has_next;
+	SPI_finish();
+}
+
+/*
+ * RecordRun stores what a run did in the slot, for taskflow.worker_status.
+ */
+static void
+RecordRun(RunResult *result, TimestampTz started, TimestampTz next_wakeup)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	my_slot->last_run_at = started;
+	my_slot->last_run_ms = (double) (now - started) / 1000.0;
+	my_slot->runs++;
+	my_slot->last_entered = result->counts[0];
+	my_slot->last_applied = result->counts[1];
+	my_slot->last_pending = result->counts[2];
+	my_slot->last_left = result->counts[3];
+	my_slot->last_errors = result->counts[4];
+	my_slot->next_wakeup_at = next_wakeup;
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
+ * RecordError stores an error that stopped a whole run.
+ */
+static void
+RecordError(const char *message)
+{
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	my_slot->last_error_at = GetCurrentTimestamp();
+	strlcpy(my_slot->last_error, message, TASKFLOW_ERROR_LEN);
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
+ * NextWakeup is when to wake after a run: the next due instant, never later
+ * than the safety interval, never in the past.
+ */
+static TimestampTz
+NextWakeup(RunResult *result)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz latest = TimestampTzPlusMilliseconds(now, taskflow_safety_interval * 1000L);
+
+	if (!result->has_next || result->next > latest)
+		return latest;
+	return result->next < now ? now : result->next;
+}
+
+/*
+ * RunOnce runs the engine in one transaction; false when taskflow is not
+ * installed here (the scheduler then exits).  Errors are logged and kept
+ * for the status view; the scheduler retries after a pause.
+ */
+static bool
+RunOnce(TimestampTz *next_wakeup)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz started = GetCurrentTimestamp();
+	RunResult	result;
+	volatile bool installed = true;
+
+	memset(&result, 0, sizeof(result));
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "taskflow: running due work");
+		installed = !ExtensionMissing();
+		if (installed && taskflow_enabled)
+			RunEngine(&result);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		*next_wakeup = NextWakeup(&result);
+		if (installed && taskflow_enabled)
+			RecordRun(&result, started, *next_wakeup);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("taskflow scheduler: run failed: %s", edata->message)));
+		RecordError(edata->message);
+		FreeErrorData(edata);
+		*next_wakeup = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
+	}
+	PG_END_TRY();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return installed;
+}
+
+/*
+ * MarkNoExtension tells the launcher not to restart this scheduler until
+ * taskflow is installed here.
+ */
+static void
+MarkNoExtension(void)
+{
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	my_slot->no_extension = true;
+	my_slot->started_at = 0;	/* a clean exit: restart at once when asked */
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
+ * SleepUntil waits for the latch, the postmaster's death or the instant.
+ */
+static void
+SleepUntil(TimestampTz when)
+{
+	long		ms = 0;
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(GetCurrentTimestamp(), when, &secs, &usecs);
+	ms = secs * 1000L + (usecs + 999) / 1000;
+	if (ms > 0)
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+}
+
+/*
+ * taskflow_scheduler_main is a database scheduler's main loop.
+ */
+void
+taskflow_scheduler_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("taskflow scheduler");
+	taskflow_in_worker = true;
+	ClaimSlot(dboid);
+
+	for (;;)
+	{
+		TimestampTz next_wakeup;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!RunOnce(&next_wakeup))
+		{
+			MarkNoExtension();
+			proc_exit(0);
+		}
+		SleepUntil(next_wakeup);
+	}
+}

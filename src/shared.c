@@ -1,0 +1,136 @@
+/*
+ * shared.c
+ *		Shared memory of the background workers.
+ *
+ * Allocated only when taskflow is in shared_preload_libraries; every
+ * function here copes with taskflow_shared being NULL (not preloaded).
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+#include "settings.h"
+#include "shared.h"
+
+TaskflowShared taskflow_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/*
+ * SharedSize is the size of the shared state for max_workers databases.
+ */
+static Size
+SharedSize(void)
+{
+	return add_size(offsetof(TaskflowSharedData, slots),
+					mul_size(sizeof(TaskflowDbSlotData), taskflow_max_workers));
+}
+
+/*
+ * SharedRequest asks the postmaster for our memory and lock.
+ */
+static void
+SharedRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(SharedSize());
+	RequestNamedLWLockTranche("taskflow", 1);
+}
+
+/*
+ * SharedStartup creates (or attaches to) the shared state.
+ */
+static void
+SharedStartup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	taskflow_shared = ShmemInitStruct("taskflow", SharedSize(), &found);
+	if (!found)
+	{
+		memset(taskflow_shared, 0, SharedSize());
+		taskflow_shared->lock = &(GetNamedLWLockTranche("taskflow"))->lock;
+		taskflow_shared->nslots = taskflow_max_workers;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * TaskflowSharedRequest installs the hooks that set up shared memory.
+ */
+void
+TaskflowSharedRequest(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = SharedRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = SharedStartup;
+}
+
+/*
+ * TaskflowSlotFor finds the slot of a database (optionally taking a free
+ * one); the caller holds the lock.  NULL when there is none.
+ */
+TaskflowDbSlot
+TaskflowSlotFor(Oid dboid, bool create)
+{
+	int			i;
+
+	if (taskflow_shared == NULL)
+		return NULL;
+	for (i = 0; i < taskflow_shared->nslots; i++)
+		if (taskflow_shared->slots[i].dboid == dboid)
+			return &taskflow_shared->slots[i];
+	if (!create)
+		return NULL;
+	for (i = 0; i < taskflow_shared->nslots; i++)
+		if (taskflow_shared->slots[i].dboid == InvalidOid)
+		{
+			memset(&taskflow_shared->slots[i], 0, sizeof(TaskflowDbSlotData));
+			taskflow_shared->slots[i].dboid = dboid;
+			return &taskflow_shared->slots[i];
+		}
+	return NULL;
+}
+
+/*
+ * TaskflowWakeScheduler sets the latch of a database's scheduler.
+ */
+void
+TaskflowWakeScheduler(Oid dboid)
+{
+	TaskflowDbSlot slot;
+
+	if (taskflow_shared == NULL)
+		return;
+	LWLockAcquire(taskflow_shared->lock, LW_SHARED);
+	slot = TaskflowSlotFor(dboid, false);
+	if (slot && slot->latch && slot->pid != MyProcPid)
+		SetLatch(slot->latch);
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
+ * TaskflowWakeLauncher asks the launcher to look at the databases again,
+ * forgetting that rescan_db had no taskflow (CREATE EXTENSION there).
+ */
+void
+TaskflowWakeLauncher(Oid rescan_db)
+{
+	if (taskflow_shared == NULL)
+		return;
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	taskflow_shared->rescan = true;
+	if (OidIsValid(rescan_db))
+		taskflow_shared->rescan_db = rescan_db;
+	if (taskflow_shared->launcher_latch)
+		SetLatch(taskflow_shared->launcher_latch);
+	LWLockRelease(taskflow_shared->lock);
+}

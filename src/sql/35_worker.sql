@@ -1,0 +1,87 @@
+-- taskflow install script, part 35: the background workers' SQL side.
+
+-- taskflow runs its due work in background workers, which exist only when
+-- it is preloaded: refuse to install it where they cannot run.
+CREATE FUNCTION taskflow._check_preloaded()
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_check_preloaded';
+SELECT taskflow._check_preloaded();
+
+-- The next instant anything is due after "after": a member's next step, a
+-- daily slot, an "always" chain's next entry check.  NULL: nothing.
+-- Members waiting for their criteria to match again (checked_at set) are
+-- looked at when something changes, not on a timer.
+CREATE FUNCTION taskflow.next_wakeup(after timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+RETURN (
+	SELECT min(x.t) FROM (
+		(SELECT cm.due_at AS t FROM taskflow.chain_member cm
+		  WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL
+			AND EXISTS (SELECT FROM taskflow.chain c
+						 WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
+						   AND c.enabled AND c.paused_reason IS NULL)
+		  ORDER BY cm.due_at LIMIT 1)
+		UNION ALL
+		SELECT CASE WHEN c.schedule OPERATOR(pg_catalog.=) 'always'
+					THEN COALESCE(c.last_entry_at OPERATOR(pg_catalog.+)
+								  COALESCE(c.entry_interval,
+										   pg_catalog.current_setting('taskflow.entry_interval')::interval),
+								  after)
+					ELSE taskflow.daily_slot_after(GREATEST(after, c.enabled_at), c.daily_at,
+												   c.weekdays, c.time_zone) END
+		  FROM taskflow.chain c
+		 WHERE c.enabled AND c.paused_reason IS NULL) x);
+COMMENT ON FUNCTION taskflow.next_wakeup(timestamptz) IS
+	'When the scheduler next has something to do after an instant';
+
+-- Per database: the scheduler's state, its last run and its next wake-up.
+CREATE FUNCTION taskflow.worker_status(
+	OUT dboid oid, OUT database text, OUT state text, OUT pid integer,
+	OUT started_at timestamptz, OUT last_run_at timestamptz, OUT last_run_ms float8,
+	OUT runs bigint, OUT last_entered bigint, OUT last_applied bigint,
+	OUT last_pending bigint, OUT last_left bigint, OUT last_errors bigint,
+	OUT next_wakeup_at timestamptz, OUT last_error text)
+RETURNS SETOF record
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_worker_status';
+CREATE VIEW taskflow.worker_status AS SELECT * FROM taskflow.worker_status();
+COMMENT ON VIEW taskflow.worker_status IS
+	'Per database: scheduler state, pid, last run and what it did, next wake-up, last error';
+
+-- Wake the scheduler at commit when what decides "due" changes.
+CREATE FUNCTION taskflow._wake()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_wake_trigger';
+
+CREATE TRIGGER wake AFTER INSERT OR UPDATE OR DELETE ON taskflow.member
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+CREATE TRIGGER wake AFTER INSERT OR UPDATE OR DELETE ON taskflow.event
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+CREATE TRIGGER wake AFTER INSERT OR UPDATE OR DELETE ON taskflow.group_membership
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+CREATE TRIGGER wake AFTER INSERT OR UPDATE OR DELETE ON taskflow.criteria
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+CREATE TRIGGER wake AFTER INSERT OR UPDATE OR DELETE ON taskflow.task
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+CREATE TRIGGER wake AFTER INSERT OR UPDATE OR DELETE ON taskflow.chain
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+CREATE TRIGGER wake AFTER INSERT OR UPDATE OR DELETE ON taskflow.chain_step
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+CREATE TRIGGER wake AFTER INSERT OR UPDATE OR DELETE ON taskflow.chain_member
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+
+-- CREATE EXTENSION: the launcher starts this database's scheduler at commit.
+CREATE FUNCTION taskflow._wake_launcher()
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_wake_launcher';
+SELECT taskflow._wake_launcher();
+
+REVOKE ALL ON FUNCTION taskflow._check_preloaded(), taskflow._wake_launcher(),
+	taskflow.worker_status(), taskflow.next_wakeup(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taskflow.worker_status(), taskflow.next_wakeup(timestamptz)
+	TO taskflow_app, taskflow_operator;
+GRANT SELECT ON taskflow.worker_status TO taskflow_app, taskflow_operator;

@@ -1,0 +1,183 @@
+/*
+ * wakeup.c
+ *		Waking the workers when something changes.
+ *
+ * Statement triggers on the tables that decide what is due (members,
+ * events, criteria, tasks, chains, member states) and the manual-step
+ * functions ask for a wake-up; it is delivered when the transaction
+ * commits (never for a rolled-back change), by setting the database's
+ * scheduler latch.  CREATE EXTENSION and CREATE DATABASE wake the launcher;
+ * DROP DATABASE first stops the database's scheduler so it never blocks the
+ * drop.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/timestamp.h"
+
+#include "shared.h"
+#include "wakeup.h"
+
+PG_FUNCTION_INFO_V1(taskflow_wake_trigger);
+PG_FUNCTION_INFO_V1(taskflow_wake_launcher);
+
+static bool wake_scheduler = false;
+static bool wake_launcher = false;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/*
+ * WakeXactCallback delivers the wake-ups asked for in this transaction
+ * once it has committed, and forgets them when it aborts.
+ */
+static void
+WakeXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT)
+	{
+		if (wake_scheduler)
+			TaskflowWakeScheduler(MyDatabaseId);
+		if (wake_launcher)
+			TaskflowWakeLauncher(MyDatabaseId);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		wake_scheduler = wake_launcher = false;
+}
+
+/*
+ * TaskflowWakeAtCommit asks for the scheduler to be woken at commit.
+ */
+void
+TaskflowWakeAtCommit(void)
+{
+	wake_scheduler = true;
+}
+
+/*
+ * taskflow._wake() — statement trigger: wake the scheduler at commit.
+ */
+Datum
+taskflow_wake_trigger(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("taskflow._wake() must be called as a trigger")));
+	wake_scheduler = true;
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * taskflow._wake_launcher() — called by CREATE EXTENSION: the launcher
+ * starts a scheduler for this database once the extension is committed.
+ */
+Datum
+taskflow_wake_launcher(PG_FUNCTION_ARGS)
+{
+	wake_launcher = true;
+	PG_RETURN_VOID();
+}
+
+/*
+ * StopSchedulerForDrop stops the scheduler of a database about to be
+ * dropped and waits (up to 5 s) for it to exit, so it never blocks the drop.
+ */
+static void
+StopSchedulerForDrop(const char *dbname)
+{
+	Oid			dboid = get_database_oid(dbname, true);
+	TaskflowDbSlot slot;
+	pid_t		pid = 0;
+	int			i;
+
+	if (!OidIsValid(dboid) || taskflow_shared == NULL)
+		return;
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	slot = TaskflowSlotFor(dboid, false);
+	if (slot)
+	{
+		slot->drop_requested_at = GetCurrentTimestamp();
+		pid = slot->pid;
+	}
+	LWLockRelease(taskflow_shared->lock);
+	if (pid == 0)
+		return;
+	kill(pid, SIGTERM);
+	for (i = 0; i < 500; i++)
+	{
+		bool		gone;
+
+		LWLockAcquire(taskflow_shared->lock, LW_SHARED);
+		gone = (slot->pid != pid);
+		LWLockRelease(taskflow_shared->lock);
+		if (gone)
+			break;
+		pg_usleep(10000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * DropsTaskflow says whether a DROP statement drops the taskflow extension.
+ */
+static bool
+DropsTaskflow(Node *parsetree)
+{
+	DropStmt   *stmt = (DropStmt *) parsetree;
+	ListCell   *lc;
+
+	if (!IsA(parsetree, DropStmt) || stmt->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(lc, stmt->objects)
+		if (strcmp(strVal(lfirst(lc)), "taskflow") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * TaskflowProcessUtility watches the utility commands that change which
+ * databases the workers serve.
+ */
+static void
+TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, DropdbStmt))
+		StopSchedulerForDrop(((DropdbStmt *) parsetree)->dbname);
+	if (DropsTaskflow(parsetree))
+		wake_scheduler = true;
+
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	/* a new database may have taskflow already (copied from its template) */
+	if (IsA(parsetree, CreatedbStmt) || IsA(parsetree, DropdbStmt))
+		TaskflowWakeLauncher(InvalidOid);
+}
+
+/*
+ * TaskflowWakeupInit installs the commit callback and the utility hook.
+ */
+void
+TaskflowWakeupInit(void)
+{
+	RegisterXactCallback(WakeXactCallback, NULL);
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = TaskflowProcessUtility;
+}
