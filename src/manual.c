@@ -125,8 +125,9 @@ CheckAllPending(const char *task_name, MemberSet chosen, PendingRow *rows,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("member " INT64_FORMAT " is not pending at task \"%s\"",
 						missing->ids[0], task_name),
-				 errdetail("%d of the chosen members are not pending there; nothing was processed.",
-						   missing->count),
+				 errdetail_plural("%d of the chosen members is not pending there; nothing was processed.",
+								  "%d of the chosen members are not pending there; nothing was processed.",
+								  missing->count, missing->count),
 				 errhint("Someone may have processed them already; see taskflow.pending_tasks.")));
 }
 
