@@ -12,6 +12,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -254,12 +255,44 @@ SleepUntil(TimestampTz when)
 }
 
 /*
+ * MyDatabaseName reads this database's name (for taskflow.databases).
+ */
+static char *
+MyDatabaseName(void)
+{
+	char	   *name;
+
+	StartTransactionCommand();
+	name = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+	return name;
+}
+
+/*
+ * StopIfNotServed exits cleanly when taskflow.databases no longer lists
+ * this database (the launcher starts it again if it comes back).
+ */
+static void
+StopIfNotServed(const char *dbname)
+{
+	if (TaskflowServesDatabase(dbname))
+		return;
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	my_slot->started_at = 0;
+	LWLockRelease(taskflow_shared->lock);
+	ereport(LOG,
+			(errmsg("taskflow scheduler: database \"%s\" is no longer in taskflow.databases", dbname)));
+	proc_exit(0);
+}
+
+/*
  * taskflow_scheduler_main is a database scheduler's main loop.
  */
 void
 taskflow_scheduler_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
+	char	   *dbname;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -268,6 +301,7 @@ taskflow_scheduler_main(Datum arg)
 	pgstat_report_appname("taskflow scheduler");
 	taskflow_in_worker = true;
 	ClaimSlot(dboid);
+	dbname = MyDatabaseName();
 
 	for (;;)
 	{
@@ -279,6 +313,7 @@ taskflow_scheduler_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		StopIfNotServed(dbname);
 		if (!RunOnce(&next_wakeup))
 		{
 			MarkNoExtension();
