@@ -92,3 +92,90 @@ SELECT c.name AS criteria,
 	   taskflow.count(c.name, :'demo_at') AS "now",
 	   taskflow.count(c.name, :'demo_at'::timestamptz + interval '7 days') AS "in 7 days"
   FROM (VALUES ('期限7日以内'), ('トライアル14日目')) AS c(name);
+
+-- ======================================================== 3. the worker at work
+-- From here on the real clock: the background worker (started because
+-- taskflow is in shared_preload_libraries) applies what is due by itself.
+RESET taskflow.as_of;
+\echo
+\echo '3. A chain run by the background worker: welcome mail (auto), then printed material (manual, 処理待ち), then a follow-up 3 days later at 10:00'
+
+SELECT taskflow.save_criteria('新規トライアル',
+	'status = ''trial'' AND within_last(joined_at, ''1 day'')',
+	'この1日に体験を始めた会員') \g /dev/null
+SELECT taskflow.create_template('ようこそ',
+	'【会員サイト】{{name}}様、無料体験へようこそ',
+	E'{{name}}様\n\n無料体験のお申し込みありがとうございます。\nプラン: {{properties.plan|ブロンズ}}\n',
+	sender_name => '会員サイト事務局', sender_address => 'info@example.jp') \g /dev/null
+SELECT taskflow.create_template('資料到着確認',
+	'【会員サイト】資料は届きましたか？',
+	E'{{name}}様\n\n先日お送りした資料は届きましたでしょうか。\n',
+	sender_name => '会員サイト事務局', sender_address => 'info@example.jp') \g /dev/null
+SELECT taskflow.create_task('ウェルカムメール', mode => 'auto', criteria => '新規トライアル',
+	template => 'ようこそ', actions => '[{"add_tag": "ウェルカム済"}]') \g /dev/null
+SELECT taskflow.create_task('資料発送', mode => 'manual', assignee => '発送担当', priority => 5,
+	description => '印刷物を郵送し、発送済みにする') \g /dev/null
+SELECT taskflow.create_task('到着確認メール', mode => 'auto', template => '資料到着確認') \g /dev/null
+
+INSERT INTO taskflow.member (external_id, email, name, name_kana, status, joined_at)
+VALUES ('M0101', 'ito@example.jp', '伊藤健太', 'イトウケンタ', 'trial', now()),
+	   ('M0102', 'watanabe@example.jp', '渡辺さくら', 'ワタナベサクラ', 'trial', now());
+
+-- creating the chain wakes the worker: its first task applies at once
+SELECT taskflow.create_chain('体験フォロー',
+	tasks => ARRAY['ウェルカムメール', '資料発送', '到着確認メール'],
+	waits => ARRAY[NULL, '1 hours', '3 days at 10:00'],
+	schedule => 'always', time_zone => 'Asia/Tokyo') \g /dev/null
+
+-- wait (at most 10 s) until the worker has applied the welcome step
+DO $wait$
+BEGIN
+	FOR i IN 1 .. 100 LOOP
+		EXIT WHEN (SELECT count(*) FROM taskflow.history
+				   WHERE event = 'applied' AND task_name = 'ウェルカムメール') >= 2;
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END
+$wait$;
+
+\echo 'Messages the worker wrote to the outbox (rendered when the step was applied):'
+SELECT m.name AS "氏名", o.recipient, o.subject, o.state
+  FROM taskflow.outbox o JOIN taskflow.member m USING (member_id)
+ ORDER BY o.outbox_id;
+
+\echo 'Where the members are now (taskflow.member_state):'
+SELECT member_name AS "氏名", chain, position AS step, task, state,
+	   to_char(due_at, 'YYYY-MM-DD HH24:MI') AS due
+  FROM taskflow.member_state WHERE chain = '体験フォロー' ORDER BY member_id;
+
+-- make the material step due now, as if an hour had passed
+UPDATE taskflow.chain_member SET due_at = now()
+ WHERE chain_id = (SELECT chain_id FROM taskflow.chain WHERE name = '体験フォロー');
+DO $wait$
+BEGIN
+	FOR i IN 1 .. 100 LOOP
+		EXIT WHEN (SELECT count(*) FROM taskflow.pending_tasks) >= 2;
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END
+$wait$;
+
+\echo 'An hour later: the operator''s dashboard (処理待ちタスク):'
+SELECT task, member_name AS "氏名", assignee, priority,
+	   to_char(pending_since, 'YYYY-MM-DD HH24:MI') AS since
+  FROM taskflow.dashboard;
+
+\echo 'The operator posts the material to 伊藤健太 and marks it done:'
+SELECT taskflow.process('資料発送',
+	ARRAY[(SELECT member_id FROM taskflow.member WHERE external_id = 'M0101')]) AS processed;
+
+\echo 'Why each member is where they are (taskflow.explain):'
+SELECT m.name AS "氏名", e.chain, e.state, e.reason
+  FROM taskflow.member m, taskflow.explain(m.member_id) e
+ WHERE m.external_id IN ('M0101', 'M0102') AND e.chain = '体験フォロー'
+ ORDER BY m.external_id;
+
+\echo 'The scheduler of this database (taskflow.worker_status):'
+SELECT database, state, runs, last_applied, last_pending,
+	   to_char(next_wakeup_at AT TIME ZONE 'Asia/Tokyo', 'YYYY-MM-DD HH24:MI') AS next_wakeup
+  FROM taskflow.worker_status;
