@@ -78,7 +78,8 @@ BEGIN
 		SELECT c.chain_id, c.name AS chain_name, c.enabled, c.paused_reason, c.time_zone,
 			   c.schedule, c.daily_at, c.weekdays, c.reentry,
 			   cm.state AS st, cm.step_id, cm.waiting_since, cm.due_at AS due, cm.left_reason,
-			   cm.finished_at, s.position, t.name AS task_name, t.mode, t.assignee,
+			   cm.finished_at, cm.rearmed, c.reentry_cooldown, s.position, t.name AS task_name,
+			   t.mode, t.assignee,
 			   t.on_mismatch, cr.name AS criteria_name,
 			   (SELECT fcr.name FROM taskflow.chain_step fs
 				  JOIN taskflow.task ft ON ft.task_id OPERATOR(pg_catalog.=) fs.task_id
@@ -139,8 +140,15 @@ BEGIN
 			WHEN r.st OPERATOR(pg_catalog.=) 'done' THEN
 				format('finished the chain on %s%s', taskflow._local(r.finished_at, r.time_zone),
 					   CASE WHEN r.reentry OPERATOR(pg_catalog.=) 'never' THEN '; does not enter again'
-							WHEN matches THEN '; matches again and may re-enter (' OPERATOR(pg_catalog.||) r.reentry OPERATOR(pg_catalog.||) ')'
-							ELSE '' END)
+							WHEN matches IS NOT TRUE THEN ''
+							-- rematch re-enters only after an entry check at which it did not match
+							WHEN r.reentry OPERATOR(pg_catalog.=) 'rematch' AND NOT r.rearmed
+							THEN '; still matches: enters again (rematch) only after an entry check at which it does not match'
+							WHEN r.reentry OPERATOR(pg_catalog.=) 'cooldown'
+								 AND r.finished_at OPERATOR(pg_catalog.+) r.reentry_cooldown OPERATOR(pg_catalog.>) as_of
+							THEN format('; matches again and may re-enter from %s (cooldown)',
+										taskflow._local(r.finished_at OPERATOR(pg_catalog.+) r.reentry_cooldown, r.time_zone))
+							ELSE '; matches again and may re-enter (' OPERATOR(pg_catalog.||) r.reentry OPERATOR(pg_catalog.||) ')' END)
 			ELSE
 				format('left%s on %s: %s', coalesce(' at task ' OPERATOR(pg_catalog.||) quote_ident(r.left_task), ''),
 					   taskflow._local(r.finished_at, r.time_zone), r.left_reason)
