@@ -134,6 +134,10 @@ SELECT to_char(d, 'MM-DD HH24:MI') AS run_at, r.chain, r.entered, r.applied, r.p
  WHERE r.entered + r.applied + r.pending + r."left" + r.errors > 0
  ORDER BY d, r.chain;
 
+-- 山田 got the first reminder on 4/1 and is still in its window: he gets
+-- it again only for a later expiry, after leaving the window
+SELECT chain, state, reason FROM taskflow.explain(1, '2026-04-02 12:00+09') WHERE chain = '期限7日前リマインド';
+
 -- running the same instant again, or later the same day, changes nothing
 SELECT count(*) AS outbox_before FROM taskflow.outbox;
 SELECT * FROM taskflow.run('2026-04-03 09:00+09') ORDER BY chain;
