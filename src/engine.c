@@ -41,6 +41,9 @@ static const char *chains_sql =
 "   AND ($1::text IS NULL OR c.name OPERATOR(pg_catalog.=) $1)"
 " ORDER BY c.chain_id";
 
+static const char *named_chain_sql =
+"SELECT c.owner::oid FROM taskflow.chain c WHERE c.name OPERATOR(pg_catalog.=) $1";
+
 static const char *record_error_sql =
 "WITH e AS (INSERT INTO taskflow.chain_error (chain_id, step_id, at, sqlstate, message,"
 "                                            detail, hint, context)"
@@ -322,6 +325,36 @@ CallerMayRun(Oid caller, Oid owner)
 }
 
 /*
+ * CheckNamedChain raises unless the chain a caller named exists and the
+ * caller may run it, so a misspelt name is an error, not a silent no-op.
+ */
+static void
+CheckNamedChain(Oid caller, Datum name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {name};
+	TaskflowSavedUser saved;
+	bool		isnull;
+	Oid			owner;
+
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec(named_chain_sql, 1, types, args, NULL);
+	TaskflowRestoreUser(&saved);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("chain \"%s\" does not exist", TextDatumGetCString(name))));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	if (!CallerMayRun(caller, owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for chain \"%s\"", TextDatumGetCString(name)),
+				 errhint("Only members of the role that owns a chain may run it.")));
+}
+
+/*
  * taskflow.run(as_of, chain) — runs everything due as of an instant and
  * returns, per chain, how many members entered, had a step applied, became
  * pending, left, and how many batches failed.
@@ -330,8 +363,7 @@ Datum
 taskflow_run(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TimestampTz as_of = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp()
-		: PG_GETARG_TIMESTAMPTZ(0);
+	TimestampTz as_of;
 	Oid			caller = GetUserId();
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
@@ -341,9 +373,18 @@ taskflow_run(PG_FUNCTION_ARGS)
 	uint64		nchains;
 	uint64		i;
 
+	/* an instant that is NULL is a caller's bug: never guess it */
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of cannot be NULL"),
+				 errhint("Pass the instant to run as, or leave the argument out to run as of now().")));
+	as_of = PG_GETARG_TIMESTAMPTZ(0);
 	InitMaterializedSRF(fcinfo, 0);
 	args[0] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	SPI_connect();
+	if (!PG_ARGISNULL(1))
+		CheckNamedChain(caller, args[0]);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	TaskflowExec(chains_sql, 1, types, args, nulls);
 	TaskflowRestoreUser(&saved);

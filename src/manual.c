@@ -222,8 +222,7 @@ ManualRun(FunctionCallInfo fcinfo, ManualAction action)
 {
 	char	   *task_name;
 	bool		all = PG_ARGISNULL(1);
-	TimestampTz as_of = PG_ARGISNULL(2) ? GetCurrentTransactionStartTimestamp()
-		: PG_GETARG_TIMESTAMPTZ(2);
+	TimestampTz as_of;
 	Oid			caller = GetUserId();
 	char	   *actor = GetUserNameFromId(caller, false);
 	TaskflowSavedUser saved;
@@ -234,6 +233,12 @@ ManualRun(FunctionCallInfo fcinfo, ManualAction action)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("a task name is required")));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of cannot be NULL"),
+				 errhint("Pass the instant the members were processed at, or leave the argument out for now().")));
+	as_of = PG_GETARG_TIMESTAMPTZ(2);
 	task_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	SPI_connect();
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
