@@ -69,7 +69,13 @@ DECLARE
 	matches boolean;
 	prefix text;
 	next_entry timestamptz;
+	off text;
 BEGIN
+	IF as_of IS NULL THEN
+		RAISE EXCEPTION 'as_of cannot be NULL'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass the instant to explain as of, or leave the argument out for now().';
+	END IF;
 	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) explain.member_id;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'member % does not exist', explain.member_id USING ERRCODE = 'no_data_found';
@@ -107,6 +113,11 @@ BEGIN
 		due_at := r.due;
 		prefix := CASE WHEN r.paused_reason IS NOT NULL THEN 'chain paused (' OPERATOR(pg_catalog.||) r.paused_reason OPERATOR(pg_catalog.||) '); '
 					   WHEN NOT r.enabled THEN 'chain disabled; ' ELSE '' END;
+		-- a disabled or paused chain runs nothing until it is enabled
+		off := CASE WHEN prefix OPERATOR(pg_catalog.<>) '' THEN ' once the chain is enabled' ELSE '' END;
+		-- nothing of the previous chain's row may carry over to this one
+		matches := NULL;
+		next_entry := NULL;
 		IF r.st IS NULL OR (r.st IN ('done', 'left') AND r.reentry OPERATOR(pg_catalog.<>) 'never') THEN
 			matches := taskflow._member_matches(r.chain_id, NULL, explain.member_id, as_of);
 		ELSIF r.st OPERATOR(pg_catalog.=) 'waiting' THEN
@@ -117,9 +128,9 @@ BEGIN
 		END IF;
 		reason := prefix OPERATOR(pg_catalog.||) CASE
 			WHEN r.st IS NULL AND matches THEN
-				format('matches the entry criteria %s; enters at the next entry check%s',
-					   coalesce(quote_ident(r.entry_criteria), '(everyone)'),
-					   CASE WHEN next_entry IS NOT NULL
+				format('matches the entry criteria %s; enters at the next entry check%s%s',
+					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off,
+					   CASE WHEN next_entry IS NOT NULL AND off OPERATOR(pg_catalog.=) ''
 							THEN ' (' OPERATOR(pg_catalog.||) taskflow._local(next_entry, r.time_zone) OPERATOR(pg_catalog.||) ')' ELSE '' END)
 			WHEN r.st IS NULL THEN
 				format('does not match the entry criteria %s', quote_ident(r.entry_criteria))
@@ -127,8 +138,8 @@ BEGIN
 				format('waiting for task %s (step %s) until %s', quote_ident(r.task_name), r.position,
 					   taskflow._local(r.due, r.time_zone))
 			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND matches THEN
-				format('task %s (step %s) is due since %s and runs at the next engine run',
-					   quote_ident(r.task_name), r.position, taskflow._local(r.due, r.time_zone))
+				format('task %s (step %s) is due since %s and runs at the next engine run%s',
+					   quote_ident(r.task_name), r.position, taskflow._local(r.due, r.time_zone), off)
 			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' THEN
 				format('task %s (step %s) is due but the member does not match %s: it will %s',
 					   quote_ident(r.task_name), r.position, quote_ident(r.criteria_name),
