@@ -495,6 +495,13 @@ BEGIN
 		c.weekdays := taskflow._parse_weekdays(weekdays);
 	END IF;
 	IF c.schedule OPERATOR(pg_catalog.=) 'always' THEN
+		-- weekdays given for an "always" chain are refused as by create_chain;
+		-- those of a daily schedule being replaced by "always" just go
+		IF weekdays IS NOT NULL AND NOT every_day THEN
+			RAISE EXCEPTION 'weekdays need a daily schedule (chain "%")', c.name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'For example schedule => ''daily at 09:00'', weekdays => ARRAY[''mon'', ''wed'', ''fri''].';
+		END IF;
 		c.weekdays := NULL;
 	END IF;
 	c.time_zone := coalesce(time_zone, c.time_zone);
