@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(taskflow_wake_launcher);
 
 static bool wake_scheduler = false;
 static bool wake_launcher = false;
+static bool rescan_databases = false;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /*
@@ -46,10 +47,12 @@ WakeXactCallback(XactEvent event, void *arg)
 			TaskflowWakeScheduler(MyDatabaseId);
 		if (wake_launcher)
 			TaskflowWakeLauncher(MyDatabaseId);
+		if (rescan_databases)
+			TaskflowWakeLauncher(InvalidOid);
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_scheduler = wake_launcher = false;
+		wake_scheduler = wake_launcher = rescan_databases = false;
 }
 
 /*
@@ -166,9 +169,13 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
 
-	/* a new database may have taskflow already (copied from its template) */
+	/*
+	 * At commit, when the launcher's scan can see it: a new database may
+	 * have taskflow already (copied from its template); a dropped one's slot
+	 * is freed.
+	 */
 	if (IsA(parsetree, CreatedbStmt) || IsA(parsetree, DropdbStmt))
-		TaskflowWakeLauncher(InvalidOid);
+		rescan_databases = true;
 }
 
 /*
