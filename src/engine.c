@@ -66,6 +66,12 @@ static const char *pause_sql =
 "       last_error_at = $3"
 " WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
 
+/* waits for any other transaction running the chain; none if it stopped */
+static const char *lock_chain_sql =
+"SELECT FROM taskflow.chain c"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1 AND c.enabled AND c.paused_reason IS NULL"
+"   FOR NO KEY UPDATE OF c";
+
 static const char *finish_run_sql =
 "UPDATE taskflow.chain c SET last_run_at = $2,"
 "       consecutive_failures = CASE WHEN $3 THEN 0 ELSE c.consecutive_failures END"
@@ -281,6 +287,28 @@ RunSteps(TaskflowRun run, TaskflowCounts total)
 }
 
 /*
+ * LockChain makes runs of one chain take turns: it waits until no other
+ * transaction is running the chain and holds it until this one ends.  Two
+ * runs at once would both see a new member as not in the chain yet and
+ * enter it (and apply and message its first step) twice.  False when the
+ * chain was dropped, disabled or paused meanwhile.
+ */
+static bool
+LockChain(int chain_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	TaskflowSavedUser saved;
+	uint64		locked;
+
+	values[0] = Int32GetDatum(chain_id);
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	locked = TaskflowExec(lock_chain_sql, 1, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+	return locked > 0;
+}
+
+/*
  * TaskflowRunChain runs one chain as of an instant: entries if its schedule
  * is due, then every due step.  Needs an SPI connection; returns false if
  * the chain failed (the error is recorded).
@@ -294,6 +322,8 @@ TaskflowRunChain(int chain_id, TimestampTz as_of, TaskflowCounts counts)
 	bool		ok;
 
 	memset(&run, 0, sizeof(run));
+	if (!LockChain(chain_id))
+		return true;
 	run.chain = TaskflowLoadChain(chain_id, CurrentMemoryContext);
 	if (run.chain == NULL)
 		return true;
