@@ -11,15 +11,20 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/regproc.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -131,6 +136,65 @@ CheckOneStatement(const char *task_name, const char *sql)
 }
 
 /*
+ * TemporaryWalker refuses temporary tables and functions anywhere in an
+ * analysed statement: they are gone, or are another session's, when the
+ * engine runs it.
+ */
+static bool
+TemporaryWalker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION &&
+			isAnyTempNamespace(get_rel_namespace(rte->relid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("cannot use temporary table %s", get_rel_name(rte->relid)),
+					 errhint("The engine runs actions in other sessions, where a temporary table is gone or is another one.")));
+		return false;
+	}
+	if (IsA(node, FuncExpr) &&
+		isAnyTempNamespace(get_func_namespace(((FuncExpr *) node)->funcid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("cannot use temporary function %s",
+						format_procedure(((FuncExpr *) node)->funcid))));
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, TemporaryWalker, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, TemporaryWalker, context);
+}
+
+/*
+ * CheckNoTemporary analyses a statement as role owner and refuses it if it
+ * uses anything temporary.
+ */
+static void
+CheckNoTemporary(Oid owner, const char *sql)
+{
+	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZOID};
+	TaskflowSavedUser saved;
+	SPIPlanPtr	plan;
+	ListCell   *lc;
+	ListCell   *lq;
+
+	TaskflowBecomeUser(owner, &saved);
+	plan = SPI_prepare(sql, 2, types);
+	TaskflowRestoreUser(&saved);
+	if (plan == NULL)
+		elog(ERROR, "taskflow: SPI_prepare failed (%s)",
+			 SPI_result_code_string(SPI_result));
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+		foreach(lq, ((CachedPlanSource *) lfirst(lc))->query_list)
+			(void) TemporaryWalker((Node *) lfirst(lq), NULL);
+	SPI_freeplan(plan);
+}
+
+/*
  * TryAsCaller plans and runs a statement for zero members as the caller,
  * inside a subtransaction that is always rolled back: unknown tables and
  * columns, type errors and missing privileges surface now, nothing stays.
@@ -147,6 +211,7 @@ TryAsCaller(Oid caller, const char *task_name, const char *sql)
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
+		CheckNoTemporary(caller, sql);
 		ExecAsOwner(caller, sql, MemberSetToDatum(&none), TaskflowClockNow());
 	}
 	PG_CATCH();
