@@ -29,6 +29,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "delivery.h"
 #include "launcher.h"
 #include "settings.h"
 #include "shared.h"
@@ -38,6 +39,7 @@ typedef struct SchedulerHandle
 {
 	Oid			dboid;
 	BackgroundWorkerHandle *handle;
+	TaskflowDeliveryHandles delivery;	/* its delivery workers */
 } SchedulerHandle;
 
 static SchedulerHandle *handles = NULL;
@@ -110,6 +112,7 @@ HandleFor(Oid dboid)
 		{
 			handles[i].dboid = dboid;
 			handles[i].handle = NULL;
+			memset(&handles[i].delivery, 0, sizeof(TaskflowDeliveryHandles));
 			return &handles[i];
 		}
 	return NULL;
@@ -237,6 +240,9 @@ ScanDatabases(void)
 		h = HandleFor(db->oid);
 		if (h && !IsRunning(h) && MayStart(db->oid))
 			h->handle = StartScheduler(db->oid, NameStr(db->datname));
+		if (h && IsRunning(h))
+			TaskflowStartDeliveryWorkers(&h->delivery, db->oid,
+										 NameStr(db->datname), &retry_soon);
 		MemoryContextSwitchTo(old);
 	}
 	systable_endscan(scan);

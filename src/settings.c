@@ -21,6 +21,9 @@ int			taskflow_max_workers = 8;
 char	   *taskflow_databases = NULL;
 int			taskflow_chain_timeout = 0;
 int			taskflow_safety_interval = 300;
+int			taskflow_delivery_workers = 1;
+int			taskflow_delivery_batch_size = 100;
+int			taskflow_delivery_lease = 300;
 
 /*
  * TaskflowSettingsInit defines the engine's settings.
@@ -91,6 +94,22 @@ TaskflowWorkerSettingsInit(void)
 							"Longest a scheduler sleeps when nothing is due.",
 							"Work is normally run on time and on change; this is only a safety net.",
 							&taskflow_safety_interval, 300, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskflow.delivery_workers",
+							"Delivery workers per served database (0: none).",
+							"Each sends the outbox's messages through every enabled channel.",
+							&taskflow_delivery_workers, 1, 0, TASKFLOW_MAX_DELIVERY_WORKERS,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskflow.delivery_batch_size",
+							"Messages a delivery worker claims at once from one channel.",
+							"Results are written back in one transaction per batch.",
+							&taskflow_delivery_batch_size, 100, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskflow.delivery_lease",
+							"How long a claimed message stays leased to its delivery worker.",
+							"A message whose worker died is sent again after its lease expires; "
+							"make it longer than a batch takes to send.",
+							&taskflow_delivery_lease, 300, 1, 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 }
 

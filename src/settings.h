@@ -12,6 +12,12 @@ extern int	taskflow_max_workers;
 extern char *taskflow_databases;
 extern int	taskflow_chain_timeout;	/* milliseconds, 0 = none */
 extern int	taskflow_safety_interval;	/* seconds */
+extern int	taskflow_delivery_workers;
+extern int	taskflow_delivery_batch_size;
+extern int	taskflow_delivery_lease;	/* seconds */
+
+/* the most delivery workers per database (taskflow.delivery_workers) */
+#define TASKFLOW_MAX_DELIVERY_WORKERS 16
 
 extern void TaskflowSettingsInit(void);
 extern void TaskflowWorkerSettingsInit(void);

@@ -9,6 +9,7 @@
 #include "utils/guc.h"
 
 #include "clock.h"
+#include "delivery.h"
 #include "launcher.h"
 #include "settings.h"
 #include "shared.h"
@@ -36,5 +37,6 @@ _PG_init(void)
 		TaskflowRegisterLauncher();
 	}
 	TaskflowWakeupInit();
+	TaskflowDeliveryInit();
 	MarkGUCPrefixReserved("taskflow");
 }

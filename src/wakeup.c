@@ -7,8 +7,8 @@
  * functions ask for a wake-up; it is delivered when the transaction
  * commits (never for a rolled-back change), by setting the database's
  * scheduler latch.  CREATE EXTENSION and CREATE DATABASE wake the launcher;
- * DROP DATABASE first stops the database's scheduler so it never blocks the
- * drop.
+ * DROP DATABASE first stops the database's scheduler and delivery workers,
+ * so they never block the drop.
  */
 #include "postgres.h"
 
@@ -23,6 +23,7 @@
 #include "tcop/utility.h"
 #include "utils/timestamp.h"
 
+#include "delivery.h"
 #include "shared.h"
 #include "wakeup.h"
 
@@ -111,6 +112,7 @@ StopSchedulerForDrop(const char *dbname)
 		pid = slot->pid;
 	}
 	LWLockRelease(taskflow_shared->lock);
+	TaskflowStopDeliveryWorkers(dboid);
 	if (pid == 0)
 		return;
 	kill(pid, SIGTERM);
@@ -160,7 +162,10 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (IsA(parsetree, DropdbStmt))
 		StopSchedulerForDrop(((DropdbStmt *) parsetree)->dbname);
 	if (DropsTaskflow(parsetree))
+	{
 		wake_scheduler = true;
+		TaskflowWakeDeliveryAtCommit();
+	}
 
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
