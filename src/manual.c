@@ -40,13 +40,14 @@ typedef struct PendingRow
 	int			chain_id;
 	int			step_id;
 	int64		member_id;
+	TimestampTz pending_since;
 } PendingRow;
 
 static const char *task_sql =
 "SELECT t.task_id FROM taskflow.task t WHERE t.name OPERATOR(pg_catalog.=) $1";
 
 static const char *lock_pending_sql =
-"SELECT cm.chain_id, cm.step_id, cm.member_id FROM taskflow.chain_member cm"
+"SELECT cm.chain_id, cm.step_id, cm.member_id, cm.waiting_since FROM taskflow.chain_member cm"
 "  JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) cm.step_id"
 " WHERE s.task_id OPERATOR(pg_catalog.=) $1 AND cm.state OPERATOR(pg_catalog.=) 'pending'"
 "   AND ($2 IS NULL OR cm.member_id OPERATOR(pg_catalog.=) ANY ($2))"
@@ -78,6 +79,7 @@ LockPending(int task_id, Datum chosen, bool all, uint64 *nrows)
 		rows[i].chain_id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
 		rows[i].step_id = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
 		rows[i].member_id = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
+		rows[i].pending_since = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return rows;
@@ -129,6 +131,28 @@ CheckAllPending(const char *task_name, MemberSet chosen, PendingRow *rows,
 								  "%d of the chosen members are not pending there; nothing was processed.",
 								  missing->count, missing->count),
 				 errhint("Someone may have processed them already; see taskflow.pending_tasks.")));
+}
+
+/*
+ * CheckNotBeforePending refuses an as_of earlier than the moment a chosen
+ * member became pending: a member cannot be processed before it was
+ * waiting for it (backdating to a later moment is fine).
+ */
+static void
+CheckNotBeforePending(const char *task_name, PendingRow *rows, uint64 nrows,
+					  TimestampTz as_of)
+{
+	uint64		i;
+
+	for (i = 0; i < nrows; i++)
+		if (rows[i].pending_since > as_of)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("member " INT64_FORMAT " is pending at task \"%s\" only since %s",
+							rows[i].member_id, task_name,
+							timestamptz_to_str(rows[i].pending_since)),
+					 errdetail("as_of %s is earlier; nothing was processed.",
+							   timestamptz_to_str(as_of))));
 }
 
 /*
@@ -248,6 +272,7 @@ ManualRun(FunctionCallInfo fcinfo, ManualAction action)
 	if (!all)
 		CheckAllPending(task_name, MemberSetFromDatum(PG_GETARG_DATUM(1), false),
 						rows, nrows);
+	CheckNotBeforePending(task_name, rows, nrows, as_of);
 	DoGroups(action, caller, actor, rows, nrows, as_of);
 	SPI_finish();
 	PG_RETURN_INT64((int64) nrows);
