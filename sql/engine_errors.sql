@@ -154,6 +154,8 @@ SET ROLE engine_errors_op;
 SELECT taskflow.create_chain('運用チェーン', ARRAY['Bの記録']);
 SELECT taskflow.create_task('運用タスク', 'auto');
 SELECT * FROM taskflow.run('2027-04-01 13:30+09');
+-- not as of before the member became pending (13:00)
+SELECT taskflow.process('Bの記録', NULL, '2027-04-01 12:00+09');
 SELECT taskflow.process('Bの記録', NULL, '2027-04-01 13:30+09');
 RESET ROLE;
 SELECT m.name, h.event, h.task_name, h.at, h.actor FROM taskflow.history h JOIN taskflow.member m USING (member_id)
