@@ -11,8 +11,9 @@
 CREATE TABLE taskflow.template (
 	template_id	serial PRIMARY KEY,
 	name		text NOT NULL UNIQUE,
-	channel		text NOT NULL DEFAULT 'email'
-				CHECK (channel OPERATOR(pg_catalog.=) ANY (ARRAY['email', 'webhook'])),
+	-- a taskflow.channel; the foreign key is added by src/sql/40_channels.sql,
+	-- which creates that table
+	channel		text NOT NULL DEFAULT 'email',
 	subject		text,
 	body_text	text,
 	body_html	text,
@@ -44,6 +45,39 @@ CREATE TYPE taskflow.rendered_message AS (
 );
 
 ------------------------------------------------------------------ C renderer
+
+-- The kind of a channel ('smtp' or 'webhook'), NULL for an unknown one.
+-- PL/pgSQL because taskflow.channel is created later in the script
+-- (src/sql/40_channels.sql).
+CREATE FUNCTION taskflow.channel_kind(channel text)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN (SELECT c.kind FROM taskflow.channel c WHERE c.name OPERATOR(pg_catalog.=) channel);
+END
+$$;
+COMMENT ON FUNCTION taskflow.channel_kind(text) IS
+	'The kind of a channel: smtp or webhook (NULL when there is no such channel)';
+
+-- The channels' names for a message: '''email'' and ''webhook'''.
+CREATE FUNCTION taskflow._channel_list()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	names text[] := ARRAY(SELECT quote_literal(c.name) FROM taskflow.channel c ORDER BY c.name);
+	n integer := cardinality(names);
+BEGIN
+	IF n OPERATOR(pg_catalog.<=) 1 THEN
+		RETURN coalesce(names[1], 'none');
+	END IF;
+	RETURN array_to_string(names[1:n OPERATOR(pg_catalog.-) 1], ', ')
+		   OPERATOR(pg_catalog.||) ' and ' OPERATOR(pg_catalog.||) names[n];
+END
+$$;
 
 -- The distinct merge fields of a template text; raises on a syntax error,
 -- naming part (for example 'subject of template "x"') and the position.
@@ -79,7 +113,8 @@ COMMENT ON FUNCTION taskflow.render_member(text, taskflow.member, text, boolean,
 	'Renders one part (subject, text, html or json) of a template for a member row';
 
 -- The subject and bodies of template t for member m.  The text body of a
--- webhook template is its request body, usually JSON: values are escaped as
+-- template for a webhook channel ('webhook', or any channel of kind
+-- webhook) is its request body, usually JSON: values are escaped as
 -- JSON-string content there, so no value can break out of its string.
 -- A plain SQL function
 -- so the planner inlines it: in "SELECT (taskflow.render_message(t, m)).*"
@@ -94,7 +129,7 @@ RETURN ROW(
 	taskflow.render_member(t.subject, m, 'subject',
 						   t.missing_field OPERATOR(pg_catalog.=) 'refuse', t.name),
 	taskflow.render_member(t.body_text, m,
-						   CASE WHEN t.channel OPERATOR(pg_catalog.=) 'webhook'
+						   CASE WHEN taskflow.channel_kind(t.channel) OPERATOR(pg_catalog.=) 'webhook'
 								THEN 'json' ELSE 'text' END,
 						   t.missing_field OPERATOR(pg_catalog.=) 'refuse', t.name),
 	taskflow.render_member(t.body_html, m, 'html',
@@ -215,11 +250,12 @@ BEGIN
 			USING ERRCODE = 'invalid_name',
 				  HINT = 'A template name is not empty and has no control characters.';
 	END IF;
-	IF t.channel IS NULL OR NOT t.channel OPERATOR(pg_catalog.=) ANY (ARRAY['email', 'webhook']) THEN
+	IF taskflow.channel_kind(t.channel) IS NULL THEN
 		RAISE EXCEPTION 'invalid channel % for template "%"',
 			coalesce(quote_literal(t.channel), 'NULL'), t.name
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'The channels are ''email'' and ''webhook''.';
+				  HINT = 'The channels are ' OPERATOR(pg_catalog.||) taskflow._channel_list()
+						 OPERATOR(pg_catalog.||) '; add one with taskflow.configure_channel().';
 	END IF;
 	IF t.missing_field IS NULL
 	   OR NOT t.missing_field OPERATOR(pg_catalog.=) ANY (ARRAY['empty', 'refuse']) THEN
@@ -228,7 +264,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = '''empty'' renders a merge field without value as nothing; ''refuse'' sends no message to that member.';
 	END IF;
-	IF t.channel OPERATOR(pg_catalog.=) 'email'
+	IF taskflow.channel_kind(t.channel) OPERATOR(pg_catalog.=) 'smtp'
 	   AND (t.subject IS NULL OR btrim(t.subject) OPERATOR(pg_catalog.=) '') THEN
 		RAISE EXCEPTION 'e-mail template "%" needs a subject', t.name
 			USING ERRCODE = 'invalid_parameter_value';
@@ -472,6 +508,7 @@ REVOKE ALL ON SEQUENCE taskflow.template_template_id_seq FROM PUBLIC;
 GRANT SELECT ON taskflow.template TO taskflow_app, taskflow_operator;
 
 REVOKE ALL ON FUNCTION
+	taskflow.channel_kind(text), taskflow._channel_list(),
 	taskflow.template_fields(text, text),
 	taskflow.render(text, jsonb, boolean, boolean),
 	taskflow.render_member(text, taskflow.member, text, boolean, text),
@@ -489,6 +526,7 @@ REVOKE ALL ON FUNCTION
 	taskflow.preview_template(text, bigint)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
+	taskflow.channel_kind(text),
 	taskflow.template_fields(text, text),
 	taskflow.render(text, jsonb, boolean, boolean),
 	taskflow.render_member(text, taskflow.member, text, boolean, text),

@@ -38,6 +38,7 @@ CREATE TABLE taskflow.chain (
 	last_error_at timestamptz,
 	paused_reason text,
 	paused_at	timestamptz,
+	is_test		boolean NOT NULL DEFAULT false,	/* mail goes to test recipients */
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	CHECK ((schedule OPERATOR(pg_catalog.=) 'daily') OPERATOR(pg_catalog.=) (daily_at IS NOT NULL))
 );
@@ -140,14 +141,38 @@ CREATE TABLE taskflow.outbox (
 	not_before	timestamptz NOT NULL,
 	attempts	integer NOT NULL DEFAULT 0,
 	sent_at		timestamptz,
+	-- delivery (src/sql/41_delivery.sql): the chain's time zone (quiet
+	-- hours), test routing, the lease of the worker sending it, the last
+	-- reply, the Message-ID every resend carries
+	time_zone	text,
+	is_test		boolean NOT NULL DEFAULT false,
+	original_recipient text,
+	lease_owner text,
+	lease_expires_at timestamptz,
+	last_smtp_code integer,
+	last_enhanced_code text,
+	last_reply	text,
+	message_id	text,
 	-- the idempotency key: one message per member, step and iteration
 	UNIQUE (chain_id, member_id, iteration, step_id)
 );
 COMMENT ON TABLE taskflow.outbox IS
 	'Rendered messages waiting for delivery; one per member, step and iteration';
+COMMENT ON COLUMN taskflow.outbox.state IS
+	'pending → sending (leased) → sent | deferred (until not_before) | failed | cancelled';
+COMMENT ON COLUMN taskflow.outbox.original_recipient IS
+	'For a test chain: the member''s address; recipient is then a test recipient';
 CREATE INDEX outbox_ready_idx ON taskflow.outbox (not_before)
 	WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'deferred']);
 CREATE INDEX outbox_member_idx ON taskflow.outbox (member_id);
+-- claim_messages: ready rows of a channel in order; leases to reclaim;
+-- the day's count for the quota
+CREATE INDEX outbox_claim_idx ON taskflow.outbox (channel, not_before, outbox_id)
+	WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'deferred']);
+CREATE INDEX outbox_lease_idx ON taskflow.outbox (channel, lease_expires_at)
+	WHERE state OPERATOR(pg_catalog.=) 'sending';
+CREATE INDEX outbox_sent_idx ON taskflow.outbox (channel, sent_at)
+	WHERE state OPERATOR(pg_catalog.=) 'sent';
 
 -- Errors of chain runs: the batch was rolled back, the error kept here.
 CREATE TABLE taskflow.chain_error (

@@ -123,7 +123,7 @@ CREATE FUNCTION taskflow._create_chain(caller regrole, name text, tasks text[], 
 									   repeat boolean, repeat_wait text, reentry text,
 									   reentry_cooldown interval, entry_interval interval,
 									   enabled boolean, description text,
-									   pause_after_failures integer)
+									   pause_after_failures integer, test boolean)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -160,6 +160,7 @@ BEGIN
 	c.reentry := reentry;
 	c.reentry_cooldown := reentry_cooldown;
 	c.pause_after_failures := pause_after_failures;
+	c.is_test := coalesce(test, false);
 	c.enabled_at := taskflow.clock();
 	IF s.kind OPERATOR(pg_catalog.=) 'always' AND weekdays IS NOT NULL THEN
 		RAISE EXCEPTION 'weekdays need a daily schedule (chain "%")', name
@@ -185,13 +186,13 @@ BEGIN
 	INSERT INTO taskflow.chain AS ch (name, description, owner, owner_could_login, enabled, schedule, daily_at, weekdays,
 		entry_interval, time_zone, repeat, repeat_wait_kind, repeat_wait_after,
 		repeat_wait_days, repeat_wait_at, reentry, reentry_cooldown,
-		pause_after_failures, enabled_at)
+		pause_after_failures, enabled_at, is_test)
 	VALUES (c.name, c.description, c.owner,
 		(SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller),
 		c.enabled, c.schedule, c.daily_at, c.weekdays,
 		c.entry_interval, c.time_zone, c.repeat, c.repeat_wait_kind, c.repeat_wait_after,
 		c.repeat_wait_days, c.repeat_wait_at, c.reentry, c.reentry_cooldown,
-		c.pause_after_failures, c.enabled_at)
+		c.pause_after_failures, c.enabled_at, c.is_test)
 	RETURNING ch.chain_id INTO c.chain_id;
 
 	FOR i IN 1 .. cardinality(tasks) LOOP
@@ -218,12 +219,13 @@ CREATE FUNCTION taskflow.create_chain(name text,
 									  entry_interval interval DEFAULT NULL,
 									  enabled boolean DEFAULT true,
 									  description text DEFAULT NULL,
-									  pause_after_failures integer DEFAULT 3)
+									  pause_after_failures integer DEFAULT 3,
+									  test boolean DEFAULT false)
 RETURNS integer
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_api_call';
 COMMENT ON FUNCTION taskflow.create_chain IS
-	'Creates a chain of tasks: waits[i] is the wait before tasks[i] (''3 hours'', ''5 days at 10:00'')';
+	'Creates a chain of tasks: waits[i] is the wait before tasks[i] (''3 hours'', ''5 days at 10:00''); test => true sends its mail to the channel''s test recipients only';
 
 -- Inserts a task into a chain at a position (shifting later steps), with
 -- the wait before it.  Members keep waiting for the step they were waiting
@@ -474,7 +476,8 @@ CREATE FUNCTION taskflow._alter_chain(caller regrole, name text, schedule text, 
 									  time_zone text, repeat boolean, repeat_wait text,
 									  reentry text, reentry_cooldown interval,
 									  entry_interval interval, description text,
-									  pause_after_failures integer, every_day boolean)
+									  pause_after_failures integer, every_day boolean,
+									  test boolean)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -528,6 +531,7 @@ BEGIN
 	c.entry_interval := coalesce(entry_interval, c.entry_interval);
 	c.description := coalesce(description, c.description);
 	c.pause_after_failures := coalesce(pause_after_failures, c.pause_after_failures);
+	c.is_test := coalesce(test, c.is_test);
 	PERFORM taskflow._check_chain(c);
 	UPDATE taskflow.chain AS u
 	   SET schedule = c.schedule, daily_at = c.daily_at, weekdays = c.weekdays,
@@ -535,7 +539,8 @@ BEGIN
 		   repeat_wait_after = c.repeat_wait_after, repeat_wait_days = c.repeat_wait_days,
 		   repeat_wait_at = c.repeat_wait_at, reentry = c.reentry,
 		   reentry_cooldown = c.reentry_cooldown, entry_interval = c.entry_interval,
-		   description = c.description, pause_after_failures = c.pause_after_failures
+		   description = c.description, pause_after_failures = c.pause_after_failures,
+		   is_test = c.is_test
 	 WHERE u.chain_id OPERATOR(pg_catalog.=) c.chain_id;
 END
 $$;
@@ -551,7 +556,8 @@ CREATE FUNCTION taskflow.alter_chain(name text,
 									 entry_interval interval DEFAULT NULL,
 									 description text DEFAULT NULL,
 									 pause_after_failures integer DEFAULT NULL,
-									 every_day boolean DEFAULT false)
+									 every_day boolean DEFAULT false,
+									 test boolean DEFAULT NULL)
 RETURNS void
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_api_call';
