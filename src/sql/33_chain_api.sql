@@ -405,8 +405,9 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_api_call';
 
 -- Removes a step.  Members waiting at it, or pending at it, move on to the
--- step that now follows (keeping their due time), or finish if it was the
--- last; the history records them as skipped.
+-- step that now follows (keeping their due time), or, if it was the last,
+-- finish (or, in a repeating chain, go back to task 1 in a new iteration)
+-- as after the last task; the history records them as skipped.
 CREATE FUNCTION taskflow._remove_step(caller regrole, chain text, "position" integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -449,11 +450,39 @@ BEGIN
 			   checked_at = NULL
 		 WHERE cm.chain_id OPERATOR(pg_catalog.=) c.chain_id AND cm.step_id OPERATOR(pg_catalog.=) gone.step_id
 		   AND cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['waiting', 'pending']);
+	ELSIF c.repeat THEN
+		-- the last task is gone: as after the last task, a repeating chain
+		-- starts the next iteration at task 1, repeat_wait from now
+		WITH r AS (
+			UPDATE taskflow.chain_member cm
+			   SET step_id = f.step_id, state = 'waiting',
+				   iteration = cm.iteration OPERATOR(pg_catalog.+) 1,
+				   waiting_since = taskflow.clock(), checked_at = NULL,
+				   due_at = taskflow.wait_until(taskflow.clock(), c.repeat_wait_kind, c.repeat_wait_after,
+												c.repeat_wait_days, c.repeat_wait_at, c.time_zone)
+			  FROM taskflow.chain_step f
+			 WHERE f.chain_id OPERATOR(pg_catalog.=) c.chain_id AND f.position OPERATOR(pg_catalog.=) 1
+			   AND cm.chain_id OPERATOR(pg_catalog.=) c.chain_id AND cm.step_id OPERATOR(pg_catalog.=) gone.step_id
+			   AND cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['waiting', 'pending'])
+			RETURNING cm.member_id, cm.iteration, cm.step_id)
+		INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name, iteration, event, at, actor, detail)
+		SELECT c.chain_id, c.name, r.member_id, r.step_id, NULL, r.iteration, 'repeated',
+			   taskflow.clock(), caller::text, '{}'::jsonb
+		  FROM r;
 	ELSE
-		UPDATE taskflow.chain_member cm
-		   SET state = 'done', finished_at = taskflow.clock(), due_at = NULL, step_id = NULL
-		 WHERE cm.chain_id OPERATOR(pg_catalog.=) c.chain_id AND cm.step_id OPERATOR(pg_catalog.=) gone.step_id
-		   AND cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['waiting', 'pending']);
+		-- the last task is gone: the members finish, as after the last task
+		WITH f AS (
+			UPDATE taskflow.chain_member cm
+			   SET state = 'done', finished_at = taskflow.clock(), due_at = NULL, step_id = NULL,
+				   checked_at = NULL, rearmed = false
+			 WHERE cm.chain_id OPERATOR(pg_catalog.=) c.chain_id AND cm.step_id OPERATOR(pg_catalog.=) gone.step_id
+			   AND cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['waiting', 'pending'])
+			RETURNING cm.member_id, cm.iteration)
+		INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name, iteration, event, at, actor, detail)
+		SELECT c.chain_id, c.name, f.member_id, gone.step_id,
+			   (SELECT t.name FROM taskflow.task t WHERE t.task_id OPERATOR(pg_catalog.=) gone.task_id),
+			   f.iteration, 'finished', taskflow.clock(), caller::text, '{}'::jsonb
+		  FROM f;
 	END IF;
 	DELETE FROM taskflow.chain_step s WHERE s.step_id OPERATOR(pg_catalog.=) gone.step_id;
 	UPDATE taskflow.chain_step s SET position = s.position OPERATOR(pg_catalog.-) 1
