@@ -384,6 +384,11 @@ SELECT outbox_id, recipient FROM taskflow.claim_messages('mail_rate', 'relay-osa
 	as_of => '2026-04-12 10:00:01.1+09');
 SELECT outbox_id, recipient FROM taskflow.claim_messages('mail_rate', 'relay-osaka-1', 10,
 	as_of => '2026-04-12 10:00:02.5+09');
+-- the relay builds each mail with mime_message(); it carries the
+-- Message-ID the claim fixed
+SELECT outbox_id, message_id, strpos(taskflow.mime_message(outbox_id, '2026-04-12 10:00:03+09'),
+	'Message-ID: ' || message_id) > 0 AS in_mail
+  FROM taskflow.outbox WHERE channel = 'mail_rate' ORDER BY outbox_id;
 -- one report for the five (reply codes are optional)
 SELECT taskflow.complete_messages('relay-osaka-1',
 	ARRAY(SELECT outbox_id FROM taskflow.outbox WHERE channel = 'mail_rate' ORDER BY outbox_id),
