@@ -169,6 +169,17 @@ SELECT chain, state, task, due_at, reason FROM taskflow.explain(engine_chains_id
  WHERE chain = '定期チェーン';
 SELECT chain, state, task, reason FROM taskflow.explain(engine_chains_id('r-2'), '2027-03-10 10:00+09')
  WHERE chain = '定期チェーン';
+-- iteration 3: 田中 gets 定期便1 on 3/17 and waits for 定期便2; that last
+-- step is removed: he skips it and goes back to task 1 (iteration 4), 7 days
+-- after the removal, as after the last task
+SELECT * FROM taskflow.run('2027-03-17 09:00+09', '定期チェーン');
+SET taskflow.as_of = '2027-03-17 12:00+09';
+SELECT taskflow.remove_step('定期チェーン', 2);
+SET taskflow.as_of = '2027-02-28 00:00+09';
+SELECT member, event, task, it, at, actor, reason FROM engine_chains_hist
+ WHERE chain = '定期チェーン' AND at >= '2027-03-17' ORDER BY at, member_id, history_id;
+SELECT member_name, position, task, state, iteration, due_at
+  FROM taskflow.member_state WHERE chain = '定期チェーン' ORDER BY member_id;
 
 ---------------------------------------------------------------- re-entry policies
 -- Three one-task chains with the same entry criteria, daily at 09:00, differ
@@ -343,7 +354,12 @@ SELECT taskflow.enable_chain('有効無効');
 SELECT * FROM taskflow.run('2027-03-03 10:00+09', '有効無効');
 SELECT * FROM taskflow.run('2027-03-03 23:00+09', '有効無効');
 SELECT * FROM taskflow.run('2027-03-04 09:00+09', '有効無効');
-SELECT member, event, task, at FROM engine_chains_hist WHERE chain = '有効無効' ORDER BY at, member_id, history_id;
+-- 吉田 now waits for 有効2, the last step; it is removed: she skips it and
+-- finishes the chain
+SET taskflow.as_of = '2027-03-04 12:00+09';
+SELECT taskflow.remove_step('有効無効', 2);
+SELECT member, event, task, at, actor, reason FROM engine_chains_hist WHERE chain = '有効無効' ORDER BY at, member_id, history_id;
+SELECT member_name, position, task, state, finished_at FROM taskflow.member_state WHERE chain = '有効無効' ORDER BY member_id;
 SET taskflow.as_of = '2027-02-28 00:00+09';
 
 ---------------------------------------------------------------- mode switch
