@@ -280,11 +280,13 @@ BEGIN
 	IF ch.daily_quota IS NULL THEN
 		RETURN;
 	END IF;
-	SELECT count(*) INTO used FROM taskflow.outbox o
-	 WHERE o.channel OPERATOR(pg_catalog.=) ch.name
-	   AND ((o.state OPERATOR(pg_catalog.=) 'sent'
-			 AND o.sent_at OPERATOR(pg_catalog.>=) (today::timestamp AT TIME ZONE ch.quota_time_zone))
-			OR o.state OPERATOR(pg_catalog.=) 'sending');
+	-- two counts, each over its partial index
+	used := (SELECT count(*) FROM taskflow.outbox o
+			  WHERE o.channel OPERATOR(pg_catalog.=) ch.name AND o.state OPERATOR(pg_catalog.=) 'sent'
+				AND o.sent_at OPERATOR(pg_catalog.>=) (today::timestamp AT TIME ZONE ch.quota_time_zone))
+			OPERATOR(pg_catalog.+)
+			(SELECT count(*) FROM taskflow.outbox o
+			  WHERE o.channel OPERATOR(pg_catalog.=) ch.name AND o.state OPERATOR(pg_catalog.=) 'sending');
 	UPDATE taskflow.outbox o
 	   SET state = 'deferred',
 		   not_before = (today OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE ch.quota_time_zone,
