@@ -288,7 +288,7 @@ SELECT taskflow.create_chain('悪いチェーン', ARRAY['単発'], entry_interv
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['単発'], entry_interval => '2 days');
 -- waits
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['単発', '手動確認'], waits => ARRAY[NULL, '3 days']);
-SELECT taskflow.create_chain('悪いチェーン', ARRAY['単発', '手動確認'], waits => ARRAY[NULL, '0 hours']);
+SELECT taskflow.create_chain('悪いチェーン', ARRAY['単発', '手動確認'], waits => ARRAY[NULL, '-1 hours']);
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['単発', '手動確認'], waits => ARRAY[NULL, '25 hours']);
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['単発', '手動確認'], waits => ARRAY[NULL, 'later']);
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['単発', '手動確認'], waits => ARRAY[NULL, '1 days at 24:00']);

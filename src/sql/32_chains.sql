@@ -234,10 +234,10 @@ BEGIN
 	IF m IS NOT NULL THEN
 		kind := 'after';
 		after := (m[1] OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) m[2])::interval;
-		IF after OPERATOR(pg_catalog.<=) interval '0' OR after OPERATOR(pg_catalog.>) interval '24 hours' THEN
+		IF after OPERATOR(pg_catalog.<) interval '0' OR after OPERATOR(pg_catalog.>) interval '24 hours' THEN
 			RAISE EXCEPTION 'wait "%" is out of range', wait
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'A same-day wait is more than 0 and at most 24 hours; use ''N days at HH:MM'' for longer waits.';
+					  HINT = 'A same-day wait is 0 to 24 hours (''0 hours'': right after the previous task); use ''N days at HH:MM'' for longer waits.';
 		END IF;
 		RETURN;
 	END IF;

@@ -6,10 +6,13 @@ RETURNS void
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_check_actions';
 
+-- Entry points default to taskflow.clock(): now(), or taskflow.as_of when a
+-- session set it, so one setting moves everything a session does in time.
+
 -- Runs everything due as of an instant: entries of chains whose schedule
 -- is due, and every member whose next step is due.  Superusers run every
 -- chain; other roles only chains of roles they belong to.
-CREATE FUNCTION taskflow.run(as_of timestamptz DEFAULT pg_catalog.now(), chain text DEFAULT NULL)
+CREATE FUNCTION taskflow.run(as_of timestamptz DEFAULT taskflow.clock(), chain text DEFAULT NULL)
 RETURNS TABLE (chain text, entered bigint, applied bigint, pending bigint,
 			   "left" bigint, errors bigint)
 LANGUAGE c
@@ -21,7 +24,7 @@ COMMENT ON FUNCTION taskflow.run(timestamptz, text) IS
 -- cancel (take out of the chain) members pending at a manual task; all of
 -- the chosen members or none.  member_ids NULL means every pending member.
 CREATE FUNCTION taskflow.process(task text, member_ids bigint[] DEFAULT NULL,
-								 as_of timestamptz DEFAULT pg_catalog.now())
+								 as_of timestamptz DEFAULT taskflow.clock())
 RETURNS bigint
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_process';
@@ -29,7 +32,7 @@ COMMENT ON FUNCTION taskflow.process(text, bigint[], timestamptz) IS
 	'Processes members pending at a manual task (all of the chosen or none); returns how many';
 
 CREATE FUNCTION taskflow.skip(task text, member_ids bigint[] DEFAULT NULL,
-							  as_of timestamptz DEFAULT pg_catalog.now())
+							  as_of timestamptz DEFAULT taskflow.clock())
 RETURNS bigint
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_skip';
@@ -37,7 +40,7 @@ COMMENT ON FUNCTION taskflow.skip(text, bigint[], timestamptz) IS
 	'Moves members pending at a manual task on without applying it';
 
 CREATE FUNCTION taskflow.cancel(task text, member_ids bigint[] DEFAULT NULL,
-								as_of timestamptz DEFAULT pg_catalog.now())
+								as_of timestamptz DEFAULT taskflow.clock())
 RETURNS bigint
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_cancel';
@@ -58,7 +61,7 @@ RETURN pg_catalog.to_char(ts AT TIME ZONE tz, 'YYYY-MM-DD HH24:MI');
 
 -- Where a member is in each chain and why (not entered, waiting until,
 -- pending at, finished, left because …), as of an instant.
-CREATE FUNCTION taskflow.explain(member_id bigint, as_of timestamptz DEFAULT pg_catalog.now())
+CREATE FUNCTION taskflow.explain(member_id bigint, as_of timestamptz DEFAULT taskflow.clock())
 RETURNS TABLE (chain text, state text, task text, since timestamptz, due_at timestamptz,
 			   reason text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
