@@ -87,6 +87,20 @@ SELECT taskflow.save_criteria('優良会員', 'has_tag(tags, ''優良会員'')')
 SQL
 }
 
+# Delivery: the built-in e-mail channel configured (its row is dumped and
+# must replace the one CREATE EXTENSION makes), a channel of the user's, a
+# template on it, a suppressed address.
+$node->safe_psql('tf_source', <<'SQL');
+SELECT taskflow.configure_channel('email', url => 'smtp://mail.example.jp:587',
+	username => 'taskflow', password_file => current_setting('data_directory') || '/PG_VERSION',
+	daily_quota => 5000, quota_time_zone => 'Asia/Tokyo', quiet_start => '21:00', quiet_end => '08:00');
+SELECT taskflow.configure_channel('line', url => 'https://gateway.example.jp/line',
+	webhook_secret_file => current_setting('data_directory') || '/PG_VERSION',
+	test_recipients => ARRAY['U0123456789']);
+SELECT taskflow.create_template('LINE通知', NULL, '{"text": "{{name}}様、お知らせです"}', channel => 'line');
+SELECT taskflow.suppress('bounced@example.jp', 'bounce 550 5.1.1 User unknown', '2025-03-30 10:00+09');
+SQL
+
 # The fixture really holds what this test claims to check.
 is( $node->safe_psql(
 		'tf_source', q{
@@ -200,6 +214,14 @@ foreach my $check (@checks)
 	my ($src, $dst) = query_both($sql);
 	is($dst, $src, "$what identical after restore");
 }
+
+# A configured built-in channel comes back configured, and once.
+is( $node->safe_psql(
+		'tf_restored',
+		q{SELECT string_agg(name || ':' || coalesce(url, '-') || ':' || builtin, ' ' ORDER BY name)
+			FROM taskflow.channel}),
+	'email:smtp://mail.example.jp:587:true line:https://gateway.example.jp/line:false webhook:-:true',
+	'channels restored once, the built-in email channel with its configuration');
 
 # Built-in rows come from CREATE EXTENSION only, never a second time from
 # the dump.
