@@ -92,10 +92,33 @@ SELECT taskflow.configure_channel('email', kind => 'webhook', url => 'https://ma
 	password_file => '');
 SELECT name, url, connections, rate_per_second, quiet_start, max_attempts FROM taskflow.channel
  ORDER BY name;
+-- the error codes applications can rely on
+CREATE FUNCTION pg_temp.sqlstate_of(call text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE call;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE;
+END
+$$;
+SELECT call, pg_temp.sqlstate_of('SELECT taskflow.configure_channel(' || call || ')') AS sqlstate
+  FROM (VALUES ($$'LINE', kind => 'webhook'$$), ($$'sms', kind => 'fax'$$),
+			   ($$'email', url => 'https://mail.example.jp'$$),
+			   ($$'email', url => 'smtp://mail.example.jp:99999'$$),
+			   ($$'email', password_file => 'smtp-password'$$),
+			   ($$'email', password_file => '/nonexistent/taskflow/smtp-password'$$),
+			   ($$'email', password_file => '/'$$), ($$'email', connections => 0$$),
+			   ($$'email', quiet_start => '21:00'$$), ($$'email', test_recipients => '{}'$$),
+			   ($$'email', reset => ARRAY['name']$$),
+			   ($$'email', kind => 'webhook', url => 'https://mail.example.jp/hook',
+				   webhook_secret_file => current_setting('data_directory') || '/PG_VERSION',
+				   username => '', password_file => ''$$)) v (call)
+ ORDER BY 1;
 
 -- only superusers configure channels: a channel names files on the server
 SET ROLE delivery_app;
 SELECT taskflow.configure_channel('sms', url => 'https://sms.example.jp/send');
+SELECT pg_temp.sqlstate_of($$SELECT taskflow.configure_channel('sms', url => 'https://sms.example.jp/send')$$);
 SELECT taskflow.drop_channel('line');
 RESET ROLE;
 
