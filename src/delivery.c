@@ -682,7 +682,9 @@ static const char *mime_one_sql =
 
 /*
  * BuildMimeOne builds one message in a subtransaction: a message that
- * cannot be built (a header refused) fails alone, permanently.
+ * cannot be built because of its data (a data exception: a header value
+ * refused) fails alone, permanently; any other error (the channel's set-up,
+ * say) defers it, to be retried.
  */
 static void
 BuildMimeOne(DeliveryJob *job, TimestampTz as_of, MemoryContext cxt)
@@ -715,7 +717,11 @@ BuildMimeOne(DeliveryJob *job, TimestampTz as_of, MemoryContext cxt)
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 		reason = psprintf("the message could not be built: %s", edata->message);
-		DeliveryFinishJob(job, DELIVERY_PERMANENT, 0, reason);
+		/* bad data in the message fails it; anything else is retried */
+		DeliveryFinishJob(job,
+						  ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION
+						  ? DELIVERY_PERMANENT : DELIVERY_TEMPORARY,
+						  0, reason);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();

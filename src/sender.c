@@ -7,8 +7,10 @@
  * Each channel has a pool that lives as long as the worker: one multi
  * handle (its connection cache holds the open SMTP / HTTP connections,
  * at most channel.connections of them) and channel.connections easy
- * handles, reset and reused for each message.  A pool is rebuilt when its
- * channel's url, kind or connection count change.  No transaction is open
+ * handles, reset and reused for each message.  A pool is rebuilt (its
+ * connections closed) when its channel's url, kind, connection count,
+ * STARTTLS requirement, user name or password (the password file's
+ * contents, read for each batch) change: a new password is used at once.  No transaction is open
  * while this runs; interrupts (SIGTERM) and the postmaster's death are
  * checked at least every 100 ms.
  */
@@ -33,6 +35,9 @@ typedef struct Pool
 	char	   *kind;
 	char	   *url;
 	int			connections;
+	bool		require_starttls;
+	char	   *credentials;	/* username and password the connections
+								 * logged in with */
 	CURLM	   *multi;
 	CURL	  **easy;
 	struct Pool *next;
@@ -57,6 +62,11 @@ FreePool(Pool *pool)
 	pfree(pool->channel);
 	pfree(pool->kind);
 	pfree(pool->url);
+	if (pool->credentials)
+	{
+		memset(pool->credentials, 0, strlen(pool->credentials));
+		pfree(pool->credentials);
+	}
 	pfree(pool);
 }
 
@@ -84,6 +94,8 @@ PoolFor(DeliveryChannel *channel)
 	Pool	  **link;
 	Pool	   *pool;
 	MemoryContext old;
+	char	   *credentials = psprintf("%s\n%s", channel->username ? channel->username : "",
+									   channel->password ? channel->password : "");
 	int			i;
 
 	for (link = &pools; *link; link = &(*link)->next)
@@ -93,7 +105,9 @@ PoolFor(DeliveryChannel *channel)
 			continue;
 		if (strcmp(pool->url, channel->url) == 0 &&
 			strcmp(pool->kind, channel->kind) == 0 &&
-			pool->connections == channel->connections)
+			pool->connections == channel->connections &&
+			pool->require_starttls == channel->require_starttls &&
+			strcmp(pool->credentials, credentials) == 0)
 			return pool;
 		*link = pool->next;
 		FreePool(pool);
@@ -106,6 +120,8 @@ PoolFor(DeliveryChannel *channel)
 	pool->kind = pstrdup(channel->kind);
 	pool->url = pstrdup(channel->url);
 	pool->connections = channel->connections;
+	pool->require_starttls = channel->require_starttls;
+	pool->credentials = pstrdup(credentials);
 	pool->easy = palloc0(sizeof(CURL *) * channel->connections);
 	MemoryContextSwitchTo(old);
 

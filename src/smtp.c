@@ -7,8 +7,10 @@
  * callback; the last few complete replies are kept in the job, and when
  * the transfer ends the one carrying the final reply code
  * (CURLINFO_RESPONSE_CODE) is the message's reply.  2xx: sent; 4xx, a
- * network error or a timeout: temporary; 5xx: permanent.  The enhanced
- * status code (RFC 3463, "5.1.1") is read from the reply text.
+ * network error or a timeout: temporary; 5xx: permanent, except a refused
+ * AUTH (535: the channel's credentials are wrong, not the message), which
+ * is temporary.  The enhanced status code (RFC 3463, "5.1.1") is read from
+ * the reply text.
  */
 #include "postgres.h"
 
@@ -233,6 +235,9 @@ SmtpFinish(CURL *curl, CURLcode result, DeliveryJob *job)
 
 	if (result == CURLE_OK)
 		outcome = DELIVERY_SENT;
+	else if (result == CURLE_LOGIN_DENIED && code > 0)
+		/* the channel's credentials, not the message: retried */
+		outcome = DELIVERY_TEMPORARY;
 	else if (code >= 400 && code < 500)
 		outcome = DELIVERY_TEMPORARY;
 	else if (code >= 500 && code < 600)

@@ -54,6 +54,8 @@ class Handler:
     """Writes messages to the Maildir and answers as the rules say."""
 
     def __init__(self, maildir, log, rules):
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(maildir, sub), exist_ok=True)
         self.maildir = mailbox.Maildir(maildir, create=True)
         self.log = log
         self.rules = rules
@@ -123,7 +125,7 @@ def main():
             ok = (isinstance(auth_data, LoginPassword)
                   and auth_data.login == user.encode()
                   and auth_data.password == password.encode())
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         kwargs.update(authenticator=authenticator, auth_required=True,
                       auth_require_tls=False)

@@ -12,6 +12,8 @@ AS 'MODULE_PATHNAME', 'taskflow_wake_delivery';
 
 CREATE TRIGGER wake_delivery AFTER INSERT OR UPDATE ON taskflow.outbox
 	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake_delivery();
+CREATE TRIGGER wake_delivery AFTER INSERT OR UPDATE OR DELETE ON taskflow.channel
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake_delivery();
 
 -- The delivery workers of this database: what they sent and their errors.
 CREATE FUNCTION taskflow.delivery_status(
