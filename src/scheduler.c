@@ -41,8 +41,14 @@ static TaskflowDbSlot my_slot = NULL;
 static const char *run_sql =
 "SELECT COALESCE(sum(r.entered), 0)::int8, COALESCE(sum(r.applied), 0)::int8,"
 "       COALESCE(sum(r.pending), 0)::int8, COALESCE(sum(r.\"left\"), 0)::int8,"
-"       COALESCE(sum(r.errors), 0)::int8, taskflow.next_wakeup($1)"
+"       COALESCE(sum(r.errors), 0)::int8"
 "  FROM taskflow.run($1) r";
+
+/*
+ * A statement of its own, after the run's: within the run's statement this
+ * stable function would see the state from before the run (its snapshot).
+ */
+static const char *next_wakeup_sql = "SELECT taskflow.next_wakeup($1)";
 
 /* What one run did, for the status view. */
 typedef struct RunResult
@@ -119,8 +125,10 @@ RunEngine(RunResult *result)
 		result->counts[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 														SPI_tuptable->tupdesc,
 														i + 1, &isnull));
+	if (SPI_execute_with_args(next_wakeup_sql, 1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "taskflow: reading the next wake-up failed");
 	result->next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 6,
+													 SPI_tuptable->tupdesc, 1,
 													 &result->has_next));
 	result->has_next = !result->has_next;
 	SPI_finish();
