@@ -11,7 +11,10 @@ SELECT taskflow._check_preloaded();
 -- The next instant anything is due after "after": a member's next step, a
 -- daily slot, an "always" chain's next entry check.  NULL: nothing.
 -- Members waiting for their criteria to match again (checked_at set) are
--- looked at when something changes, not on a timer.
+-- looked at when something changes, not on a timer.  A chain whose last run
+-- failed is retried 10 seconds after the failure (at most 10 seconds after
+-- "after"), not at once: what failed is still due, and retrying at once
+-- would spin, writing an error each time, until the chain is paused.
 CREATE FUNCTION taskflow.next_wakeup(after timestamptz)
 RETURNS timestamptz
 LANGUAGE sql STABLE
@@ -21,10 +24,13 @@ RETURN (
 		  WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL
 			AND EXISTS (SELECT FROM taskflow.chain c
 						 WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
-						   AND c.enabled AND c.paused_reason IS NULL)
+						   AND c.enabled AND c.paused_reason IS NULL
+						   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0)
 		  ORDER BY cm.due_at LIMIT 1)
 		UNION ALL
-		SELECT CASE WHEN c.schedule OPERATOR(pg_catalog.=) 'always'
+		SELECT CASE WHEN c.consecutive_failures OPERATOR(pg_catalog.>) 0
+					THEN LEAST(c.last_error_at, after) OPERATOR(pg_catalog.+) interval '10 seconds'
+					WHEN c.schedule OPERATOR(pg_catalog.=) 'always'
 					THEN COALESCE(c.last_entry_at OPERATOR(pg_catalog.+)
 								  COALESCE(c.entry_interval,
 										   pg_catalog.current_setting('taskflow.entry_interval')::interval),
