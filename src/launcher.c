@@ -139,8 +139,10 @@ IsRunning(SchedulerHandle *h)
 
 /*
  * MayStart says whether the launcher should (re)start a database's
- * scheduler: not when taskflow is known to be missing there, nor while a
- * DROP DATABASE is under way (given up after 30 s: the drop failed).
+ * scheduler: not while one runs there (also one started by an earlier
+ * launcher, which this one has no handle for), not when taskflow is known
+ * to be missing there, nor while a DROP DATABASE is under way (given up
+ * after 30 s: the drop failed).
  */
 static bool
 MayStart(Oid dboid)
@@ -158,6 +160,8 @@ MayStart(Oid dboid)
 	}
 	slot = TaskflowSlotFor(dboid, true);
 	if (slot == NULL)
+		result = false;
+	else if (slot->pid != 0)
 		result = false;
 	else if (slot->no_extension)
 		result = false;

@@ -59,7 +59,9 @@ typedef struct RunResult
 } RunResult;
 
 /*
- * ClearSlot forgets this scheduler in shared memory when it exits.
+ * ClearSlot forgets this scheduler in shared memory when it exits, and
+ * wakes the launcher to start another if need be: the postmaster tells only
+ * the launcher that started it, which may have been restarted since.
  */
 static void
 ClearSlot(int code, Datum arg)
@@ -71,6 +73,7 @@ ClearSlot(int code, Datum arg)
 		my_slot->latch = NULL;
 	}
 	LWLockRelease(taskflow_shared->lock);
+	TaskflowWakeLauncher(InvalidOid);
 }
 
 /*
