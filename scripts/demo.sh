@@ -7,9 +7,10 @@
 #
 # The instance lives in a temporary directory, listens only on a Unix
 # socket there, and is stopped and removed when the demo ends, even on
-# failure.  Debian's own cluster is never touched.  Each demo step is a
-# function below; later steps (chains, mail to a local SMTP server) are
-# added to STEPS and to the matching section of demo.sql.
+# failure.  Debian's own cluster is never touched.  A local SMTP server
+# (aiosmtpd on 127.0.0.1) receives the mail the demo's chain sends; the
+# mails are printed at the end.  Each demo step is a function below, listed
+# in STEPS; the SQL steps are sections of demo.sql.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -89,12 +90,57 @@ step_cluster() {
 step_sql() {
 	say "CREATE EXTENSION taskflow; then scripts/demo.sql"
 	"${AS_OWNER[@]}" psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION taskflow'
-	"${AS_OWNER[@]}" psql -X -q -v ON_ERROR_STOP=1 -P pager=off -f - <"$DEMO_SQL"
+	"${AS_OWNER[@]}" psql -X -q -v ON_ERROR_STOP=1 -P pager=off \
+		-v smtp_url="smtp://127.0.0.1:$SMTP_PORT" -f - <"$DEMO_SQL"
+}
+
+# A local SMTP server for the demo's mail: aiosmtpd (test/smtp_peer.py) on
+# 127.0.0.1, writing every message it accepts to a Maildir in the demo's
+# directory.  demo.sql points the 'email' channel at it.
+step_smtp() {
+	say "Starting a local SMTP server (aiosmtpd, 127.0.0.1) that writes a Maildir"
+	SMTP_PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	MAILDIR="$DEMO_DIR/maildir"
+	"$PYTHON" "$top/test/smtp_peer.py" --port "$SMTP_PORT" --maildir "$MAILDIR" \
+		--log "$DEMO_DIR/smtp.log" >"$DEMO_DIR/smtp.out" 2>&1 &
+	SMTP_PID=$!
+	for _ in $(seq 100); do
+		grep -q '^READY' "$DEMO_DIR/smtp.out" 2>/dev/null && break
+		kill -0 "$SMTP_PID" 2>/dev/null || { cat "$DEMO_DIR/smtp.out"; return 1; }
+		sleep 0.1
+	done
+	grep -q '^READY' "$DEMO_DIR/smtp.out" || { cat "$DEMO_DIR/smtp.out"; return 1; }
+	echo "smtp://127.0.0.1:$SMTP_PORT, Maildir $MAILDIR"
+}
+
+# The mails the SMTP server received, as a mail client shows them: decoded
+# with Python's email parser.
+step_mail() {
+	say "The mails that arrived at the local SMTP server (decoded with Python's email parser)"
+	"$PYTHON" - "$MAILDIR" <<'PY'
+import email.policy, mailbox, sys
+box = mailbox.Maildir(sys.argv[1], create=False)
+msgs = sorted((box.get_file(k).read() for k in box.keys()))
+print("%d mail(s) in the Maildir" % len(msgs))
+for raw in msgs:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    print("-" * 60)
+    for h in ("Subject", "From", "To", "Message-ID"):
+        print("%-11s %s" % (h + ":", msg[h]))
+    body = msg.get_body(preferencelist=("plain",))
+    print()
+    print(body.get_content().replace("\r\n", "\n").rstrip())
+print("-" * 60)
+PY
 }
 
 # Stops and removes the instance (runs on exit, also after a failure).
 cleanup() {
 	local rc=$?
+	if [ -n "${SMTP_PID:-}" ]; then
+		kill "$SMTP_PID" 2>/dev/null || true
+		wait "$SMTP_PID" 2>/dev/null || true
+	fi
 	if [ -n "${DEMO_DIR:-}" ] && [ -d "$DEMO_DIR" ]; then
 		if [ -f "$DEMO_DIR/data/postmaster.pid" ]; then
 			"${AS_OWNER[@]}" pg_ctl -D "$DEMO_DIR/data" -m fast -w -t 60 \
@@ -116,7 +162,11 @@ cleanup() {
 
 # ---- main ----------------------------------------------------------------
 
-STEPS=(step_bootstrap step_build step_cluster step_sql)
+# the Python that has aiosmtpd (Debian's python3-aiosmtpd)
+PYTHON=python3
+[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
+
+STEPS=(step_bootstrap step_build step_cluster step_smtp step_sql step_mail)
 trap cleanup EXIT
 for step in "${STEPS[@]}"; do
 	"$step"

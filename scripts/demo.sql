@@ -3,8 +3,8 @@
 -- Runs in a fresh database where CREATE EXTENSION taskflow has just been
 -- done.  Everything is relative to one fixed instant, :'demo_at', so the
 -- demo shows the same thing whatever day it is run.  Each section starts
--- with a numbered heading; later demo steps (chains, mail to a local SMTP
--- server) are appended as new sections.
+-- with a numbered heading.  demo.sh passes :smtp_url, the local SMTP
+-- server the last section sends the chain's mail to.
 
 \set demo_at '2026-04-01 09:00:00+09'
 SET TimeZone = 'Asia/Tokyo';
@@ -179,3 +179,34 @@ SELECT m.name AS "氏名", e.chain, e.state, e.reason
 SELECT database, state, runs, last_applied, last_pending,
 	   to_char(next_wakeup_at AT TIME ZONE 'Asia/Tokyo', 'YYYY-MM-DD HH24:MI') AS next_wakeup
   FROM taskflow.worker_status;
+
+-- ======================================================== 4. mail to a local SMTP server
+\echo
+\echo '4. Delivery: the ''email'' channel is pointed at the demo''s local SMTP server,' :smtp_url
+\echo 'and the delivery worker sends the mails the chain queued'
+
+-- a superuser names the server (a real one would use STARTTLS and a password file)
+SELECT taskflow.configure_channel('email', url => :'smtp_url', require_starttls => false,
+	message_id_domain => 'mail.example.jp',
+	list_id => '会員サイトのお知らせ <news.example.jp>') \g /dev/null
+
+-- configuring the channel wakes the delivery worker; wait (at most 10 s)
+-- until the welcome mails are sent
+DO $wait$
+BEGIN
+	FOR i IN 1 .. 100 LOOP
+		EXIT WHEN NOT EXISTS (SELECT FROM taskflow.outbox
+							   WHERE state IN ('pending', 'sending'));
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END
+$wait$;
+
+\echo 'The outbox now (sent by the delivery worker, with the SMTP server''s reply):'
+SELECT m.name AS "氏名", o.recipient, o.state, o.message_id, o.last_reply
+  FROM taskflow.outbox o JOIN taskflow.member m USING (member_id)
+ ORDER BY o.outbox_id;
+
+\echo 'The delivery worker (taskflow.delivery_status):'
+SELECT worker, state, batches, sent, temporary_failures, permanent_failures, last_error
+  FROM taskflow.delivery_status;
