@@ -47,3 +47,7 @@ PROVE_FLAGS += -I$(srcdir)/test/lib
 
 taskflow--$(EXTVERSION).sql: $(SQL_SOURCES)
 	cat $^ > $@
+
+# PGXS tracks no header dependencies: rebuild every object when a header
+# changes, so a changed struct is never read with an old layout.
+$(OBJS): $(wildcard src/*.h)

@@ -18,7 +18,11 @@ static const char *load_chain_sql =
 "SELECT c.chain_id, c.name, c.owner::oid, c.time_zone, c.repeat, c.reentry,"
 "       c.reentry_cooldown::text, s.step_id, s.position, t.task_id, t.name,"
 "       t.mode, cr.name, cr.normalized, t.actions::text,"
-"       COALESCE(t.template_id, 0), t.on_mismatch, c.owner_could_login"
+"       COALESCE(t.template_id, 0), t.on_mismatch, c.owner_could_login,"
+"       taskflow._anchor_sql(c.anchor, c.time_zone), c.anchor_yearly, c.anchor_change,"
+"       c.activation, COALESCE(s.wait_days, 0),"
+"       COALESCE(c.entry_interval,"
+"                pg_catalog.current_setting('taskflow.entry_interval')::interval)::text"
 "  FROM taskflow.chain c"
 "  JOIN taskflow.chain_step s ON s.chain_id OPERATOR(pg_catalog.=) c.chain_id"
 "  JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
@@ -70,7 +74,28 @@ LoadStep(TaskflowStep step, int i, MemoryContext cxt)
 	step->criteria_sql = ColumnText(i, 14, cxt);
 	step->actions = ColumnText(i, 15, cxt);
 	step->template_id = ColumnInt(i, 16);
+	step->offset_days = ColumnInt(i, 23);
 	step->leave_on_mismatch = (strcmp(on_mismatch, "leave") == 0);
+}
+
+/*
+ * LoadAnchor reads the anchor settings of an anchor chain (anchor_sql is
+ * NULL for the other chains) and the effective entry interval.
+ */
+static void
+LoadAnchor(TaskflowChain chain, MemoryContext cxt)
+{
+	char	   *change = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 21);
+	char	   *activation = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 22);
+	bool		isnull;
+
+	chain->anchor_sql = ColumnText(0, 19, cxt);
+	chain->anchor_yearly = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 20,
+													  &isnull));
+	chain->anchor_change = change[0];
+	chain->activation = activation[0];
+	chain->entry_interval = ColumnText(0, 24, cxt);
 }
 
 /*
@@ -113,6 +138,7 @@ TaskflowLoadChain(int chain_id, MemoryContext cxt)
 	reentry = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	chain->reentry = reentry[0];
 	chain->reentry_cooldown = ColumnText(0, 7, cxt);
+	LoadAnchor(chain, cxt);
 	chain->nsteps = (int) SPI_processed;
 	chain->steps = MemoryContextAllocZero(cxt, sizeof(TaskflowStepData) *
 										  chain->nsteps);

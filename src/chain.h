@@ -20,6 +20,7 @@ typedef struct TaskflowStepData
 	char	   *criteria_sql;	/* normalized criteria expression */
 	char	   *actions;		/* jsonb text */
 	int			template_id;	/* 0: no message */
+	int			offset_days;	/* anchor chains: days from the anchor */
 	bool		leave_on_mismatch;
 } TaskflowStepData;
 
@@ -35,6 +36,11 @@ typedef struct TaskflowChainData
 	bool		repeat;
 	char		reentry;		/* 'n'ever, 'r'ematch, 'c'ooldown */
 	char	   *reentry_cooldown;	/* interval text, for cooldown */
+	char	   *entry_interval; /* effective entry interval, as text */
+	char	   *anchor_sql;		/* anchor chains: the member's anchor (SQL) */
+	bool		anchor_yearly;
+	char		anchor_change;	/* 'r'estart, 'f'ollow, 'i'gnore */
+	char		activation;		/* 'n'ew, 'e'xisting */
 	int			nsteps;
 	TaskflowStepData *steps;	/* in position order */
 } TaskflowChainData;

@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "anchor.h"
 #include "engine.h"
 #include "entry.h"
 #include "privileges.h"
@@ -180,8 +181,12 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 	if (run->chain->reentry == 'r' &&
 		!TaskflowRunBatches(run, Rearm, &run->chain->steps[0], counts))
 		return false;
+	if (run->chain->anchor_sql &&
+		!TaskflowRunBatches(run, TaskflowAnchorChanges, &run->chain->steps[0], counts))
+		return false;
 	run->entry_after = 0;
-	if (!TaskflowRunBatches(run, EntryBatch, &run->chain->steps[0], counts))
+	if (!TaskflowRunBatches(run, run->chain->anchor_sql ? TaskflowAnchorEntryBatch : EntryBatch,
+							&run->chain->steps[0], counts))
 		return false;
 	/* the latest slot is at or before as_of, so any later one is after it */
 	ChainIdAndInstant(run, entered_slot_sql);

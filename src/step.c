@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 
 #include "actions.h"
+#include "anchor.h"
 #include "privileges.h"
 #include "settings.h"
 #include "spi_util.h"
@@ -125,7 +126,8 @@ static const char *outbox_sql =
 "  JOIN taskflow.template t ON t.template_id OPERATOR(pg_catalog.=) $9"
 "  JOIN taskflow.channel ch ON ch.name OPERATOR(pg_catalog.=) t.channel"
 "  CROSS JOIN LATERAL taskflow.render_message(t, m) r"
-" WHERE m.member_id OPERATOR(pg_catalog.=) ANY ($4)";
+" WHERE m.member_id OPERATOR(pg_catalog.=) ANY ($4)"
+" ORDER BY m.member_id";
 
 /* $9 is the next step */
 static const char *advance_sql =
@@ -165,11 +167,11 @@ static const char *matching_sql =
 " WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($1) AND (%s\n)";
 
 /*
- * Bookkeeping runs one of the statements above as the extension owner with
+ * TaskflowBookkeeping runs one of the statements above as the extension owner with
  * the standard parameters; NULL text/int arguments become SQL NULLs.
  */
-static uint64
-Bookkeeping(TaskflowRun run, TaskflowStep step, MemberSet ids,
+uint64
+TaskflowBookkeeping(TaskflowRun run, TaskflowStep step, MemberSet ids,
 			const char *sql, const char *text8, int int9)
 {
 	Oid			types[BOOKKEEPING_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
@@ -238,22 +240,34 @@ NextStep(TaskflowRun run, TaskflowStep step)
 }
 
 /*
+ * TaskflowFinish takes members who finished the last step out (done).
+ */
+void
+TaskflowFinish(TaskflowRun run, TaskflowStep step, MemberSet ids)
+{
+	TaskflowBookkeeping(run, step, ids, finish_sql, NULL, 0);
+}
+
+/*
  * Advance moves members who finished a step on: to the next step with its
- * wait counted from now, back to task 1 (repeat), or out (done).
+ * wait counted from now, back to task 1 (repeat), or out (done); anchor
+ * chains count from each member's anchor instead (anchor.c).
  */
 static void
 Advance(TaskflowRun run, TaskflowStep step, MemberSet ids)
 {
 	TaskflowStep next = NextStep(run, step);
 
-	if (next)
-		Bookkeeping(run, step, ids, advance_sql, run->chain->time_zone,
-					next->step_id);
+	if (run->chain->anchor_sql)
+		TaskflowAnchorAdvance(run, step, next, ids);
+	else if (next)
+		TaskflowBookkeeping(run, step, ids, advance_sql, run->chain->time_zone,
+							next->step_id);
 	else if (run->chain->repeat)
-		Bookkeeping(run, step, ids, repeat_sql, NULL,
-					run->chain->steps[0].step_id);
+		TaskflowBookkeeping(run, step, ids, repeat_sql, NULL,
+							run->chain->steps[0].step_id);
 	else
-		Bookkeeping(run, step, ids, finish_sql, NULL, 0);
+		TaskflowFinish(run, step, ids);
 }
 
 /*
@@ -267,9 +281,9 @@ TaskflowApplyStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
 	if (ids->count == 0)
 		return;
 	TaskflowRunActions(run->chain, step, ids, run->as_of);
-	Bookkeeping(run, step, ids, history_sql, "applied", 0);
+	TaskflowBookkeeping(run, step, ids, history_sql, "applied", 0);
 	if (step->template_id != 0)
-		Bookkeeping(run, step, ids, outbox_sql, NULL, step->template_id);
+		TaskflowBookkeeping(run, step, ids, outbox_sql, NULL, step->template_id);
 	Advance(run, step, ids);
 	run->counts.applied += ids->count;
 }
@@ -283,7 +297,7 @@ TaskflowSkipStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
 {
 	if (ids->count == 0)
 		return;
-	Bookkeeping(run, step, ids, history_sql, "skipped", 0);
+	TaskflowBookkeeping(run, step, ids, history_sql, "skipped", 0);
 	Advance(run, step, ids);
 }
 
@@ -296,7 +310,7 @@ TaskflowLeaveChain(TaskflowRun run, TaskflowStep step, MemberSet ids,
 {
 	if (ids->count == 0)
 		return;
-	Bookkeeping(run, step, ids, psprintf(leave_sql_format, event), reason, 0);
+	TaskflowBookkeeping(run, step, ids, psprintf(leave_sql_format, event), reason, 0);
 	run->counts.left += ids->count;
 }
 
@@ -311,7 +325,7 @@ TaskflowHandleMatched(TaskflowRun run, TaskflowStep step, MemberSet ids)
 		return;
 	if (step->manual)
 	{
-		Bookkeeping(run, step, ids, pending_sql, NULL, 0);
+		TaskflowBookkeeping(run, step, ids, pending_sql, NULL, 0);
 		run->counts.pending += ids->count;
 	}
 	else
@@ -327,7 +341,7 @@ TaskflowEnterMembers(TaskflowRun run, MemberSet ids)
 {
 	if (ids->count == 0)
 		return;
-	Bookkeeping(run, &run->chain->steps[0], ids, enter_sql, NULL, 0);
+	TaskflowBookkeeping(run, &run->chain->steps[0], ids, enter_sql, NULL, 0);
 	run->counts.entered += ids->count;
 }
 
@@ -357,7 +371,7 @@ SkipAlreadyApplied(TaskflowRun run, TaskflowStep step, MemberSet ids)
 	TaskflowRestoreUser(&saved);
 	if (already->count == 0)
 		return ids;
-	Bookkeeping(run, step, already, skipped_sql,
+	TaskflowBookkeeping(run, step, already, skipped_sql,
 				"already applied in this iteration (the chain's steps were reordered)", 0);
 	Advance(run, step, already);
 	return MemberSetMinus(ids, already);
@@ -399,7 +413,7 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 						   psprintf("no longer matches criteria \"%s\"",
 									step->criteria_name));
 	else if (mismatched->count > 0)
-		Bookkeeping(run, step, mismatched, checked_sql, NULL, 0);
+		TaskflowBookkeeping(run, step, mismatched, checked_sql, NULL, 0);
 	TaskflowHandleMatched(run, step, matched);
 	return due->count;
 }

@@ -22,6 +22,10 @@ typedef struct TaskflowRunData
 typedef TaskflowRunData *TaskflowRun;
 
 extern int64 TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step);
+extern uint64 TaskflowBookkeeping(TaskflowRun run, TaskflowStep step,
+								  MemberSet ids, const char *sql,
+								  const char *text8, int int9);
+extern void TaskflowFinish(TaskflowRun run, TaskflowStep step, MemberSet ids);
 extern void TaskflowEnterMembers(TaskflowRun run, MemberSet ids);
 extern void TaskflowHandleMatched(TaskflowRun run, TaskflowStep step,
 								  MemberSet ids);

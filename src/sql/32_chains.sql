@@ -16,8 +16,15 @@ CREATE TABLE taskflow.chain (
 	owner_could_login boolean NOT NULL DEFAULT false,	/* pause if it loses LOGIN */
 	enabled		boolean NOT NULL DEFAULT true,
 	schedule	text NOT NULL
-				CHECK (schedule OPERATOR(pg_catalog.=) ANY (ARRAY['always', 'daily'])),
+				CHECK (schedule OPERATOR(pg_catalog.=) ANY (ARRAY['always', 'daily', 'anchor'])),
 	daily_at	time,
+	-- anchor chains (ステップ配信): steps at "anchor + N days at HH:MM"
+	anchor		text,			/* joined_at, birthday, …, properties.<date property> */
+	anchor_yearly boolean NOT NULL DEFAULT false,
+	anchor_change text NOT NULL DEFAULT 'restart'
+				CHECK (anchor_change OPERATOR(pg_catalog.=) ANY (ARRAY['restart', 'follow', 'ignore'])),
+	activation	text NOT NULL DEFAULT 'new'
+				CHECK (activation OPERATOR(pg_catalog.=) ANY (ARRAY['new', 'existing'])),
 	weekdays	integer[],
 	entry_interval interval,
 	time_zone	text NOT NULL,
@@ -40,7 +47,8 @@ CREATE TABLE taskflow.chain (
 	paused_at	timestamptz,
 	is_test		boolean NOT NULL DEFAULT false,	/* mail goes to test recipients */
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	CHECK ((schedule OPERATOR(pg_catalog.=) 'daily') OPERATOR(pg_catalog.=) (daily_at IS NOT NULL))
+	CHECK ((schedule OPERATOR(pg_catalog.=) 'daily') OPERATOR(pg_catalog.=) (daily_at IS NOT NULL)),
+	CHECK ((schedule OPERATOR(pg_catalog.=) 'anchor') OPERATOR(pg_catalog.=) (anchor IS NOT NULL))
 );
 COMMENT ON TABLE taskflow.chain IS
 	'Chains of tasks: schedule of the first task, time zone, repeat, re-entry, pause state';
@@ -51,10 +59,10 @@ CREATE TABLE taskflow.chain_step (
 	position	integer NOT NULL CHECK (position OPERATOR(pg_catalog.>=) 1),
 	task_id		integer NOT NULL REFERENCES taskflow.task (task_id),
 	wait_kind	text NOT NULL
-				CHECK (wait_kind OPERATOR(pg_catalog.=) ANY (ARRAY['none', 'after', 'days_at'])),
+				CHECK (wait_kind OPERATOR(pg_catalog.=) ANY (ARRAY['none', 'after', 'days_at', 'anchor'])),
 	wait_after	interval,
-	wait_days	integer,
-	wait_at		time,
+	wait_days	integer,		/* anchor steps: days from the anchor (may be < 0) */
+	wait_at		time,			/* anchor steps: local time (NULL: the anchor's) */
 	UNIQUE (chain_id, position) DEFERRABLE INITIALLY DEFERRED
 );
 COMMENT ON TABLE taskflow.chain_step IS
@@ -75,6 +83,8 @@ CREATE TABLE taskflow.chain_member (
 	finished_at timestamptz,
 	left_reason text,
 	rearmed		boolean NOT NULL DEFAULT false,
+	anchor_base timestamptz,	/* anchor chains: the member's anchor value */
+	anchor_at	timestamptz,	/* and the occurrence this iteration follows */
 	PRIMARY KEY (chain_id, member_id)
 );
 COMMENT ON TABLE taskflow.chain_member IS
@@ -304,7 +314,7 @@ AS $$
 DECLARE
 	slot timestamptz;
 BEGIN
-	IF c.schedule OPERATOR(pg_catalog.=) 'always' THEN
+	IF c.schedule OPERATOR(pg_catalog.=) ANY (ARRAY['always', 'anchor']) THEN
 		IF c.last_entry_at IS NULL
 		   OR c.last_entry_at OPERATOR(pg_catalog.+)
 			  coalesce(c.entry_interval, current_setting('taskflow.entry_interval')::interval)

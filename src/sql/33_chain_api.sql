@@ -123,7 +123,9 @@ CREATE FUNCTION taskflow._create_chain(caller regrole, name text, tasks text[], 
 									   repeat boolean, repeat_wait text, reentry text,
 									   reentry_cooldown interval, entry_interval interval,
 									   enabled boolean, description text,
-									   pause_after_failures integer, test boolean)
+									   pause_after_failures integer, test boolean,
+									   anchor text, offsets text[], yearly boolean,
+									   anchor_change text, activation text)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -162,6 +164,44 @@ BEGIN
 	c.pause_after_failures := pause_after_failures;
 	c.is_test := coalesce(test, false);
 	c.enabled_at := taskflow.clock();
+	IF anchor IS NOT NULL THEN
+		-- an anchor chain: steps at offsets from each member's anchor date
+		IF schedule OPERATOR(pg_catalog.<>) 'always' OR weekdays IS NOT NULL OR c.repeat THEN
+			RAISE EXCEPTION 'anchor chain "%" has no schedule, weekdays or repeat of its own', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Its steps run at their offsets from each member''s anchor; use yearly => true for a birthday or anniversary every year.';
+		END IF;
+		IF waits IS NOT NULL THEN
+			RAISE EXCEPTION 'anchor chain "%" takes offsets, not waits', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'offsets[i] is when tasks[i] runs, counted from the anchor: ''immediately'', ''2 days at 10:00'', ''-3 days at 09:00''.';
+		END IF;
+		IF offsets IS NULL OR cardinality(offsets) OPERATOR(pg_catalog.<>) cardinality(tasks) THEN
+			RAISE EXCEPTION 'anchor chain "%" needs one offset per task', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'For example offsets => ARRAY[''immediately'', ''2 days at 10:00''].';
+		END IF;
+		IF anchor_change IS NULL OR NOT anchor_change OPERATOR(pg_catalog.=) ANY (ARRAY['restart', 'follow', 'ignore']) THEN
+			RAISE EXCEPTION 'invalid anchor_change %', coalesce(quote_literal(anchor_change), 'NULL')
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use restart (from the first task at the new anchor), follow (keep going on the new anchor) or ignore.';
+		END IF;
+		IF activation IS NULL OR NOT activation OPERATOR(pg_catalog.=) ANY (ARRAY['new', 'existing']) THEN
+			RAISE EXCEPTION 'invalid activation %', coalesce(quote_literal(activation), 'NULL')
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use new (only members whose anchor falls after the chain is enabled) or existing (existing members too; their past steps are skipped).';
+		END IF;
+		c.schedule := 'anchor';
+		c.anchor := taskflow._parse_anchor(anchor);
+		c.anchor_yearly := coalesce(yearly, false);
+		c.anchor_change := anchor_change;
+		c.activation := activation;
+		waits := offsets;
+	ELSIF offsets IS NOT NULL OR coalesce(yearly, false) THEN
+		RAISE EXCEPTION 'offsets and yearly need an anchor (chain "%")', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example anchor => ''birthday'', yearly => true, offsets => ARRAY[''0 days at 09:00''].';
+	END IF;
 	IF s.kind OPERATOR(pg_catalog.=) 'always' AND weekdays IS NOT NULL THEN
 		RAISE EXCEPTION 'weekdays need a daily schedule (chain "%")', name
 			USING ERRCODE = 'invalid_parameter_value',
@@ -186,13 +226,14 @@ BEGIN
 	INSERT INTO taskflow.chain AS ch (name, description, owner, owner_could_login, enabled, schedule, daily_at, weekdays,
 		entry_interval, time_zone, repeat, repeat_wait_kind, repeat_wait_after,
 		repeat_wait_days, repeat_wait_at, reentry, reentry_cooldown,
-		pause_after_failures, enabled_at, is_test)
+		pause_after_failures, enabled_at, is_test, anchor, anchor_yearly, anchor_change, activation)
 	VALUES (c.name, c.description, c.owner,
 		(SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller),
 		c.enabled, c.schedule, c.daily_at, c.weekdays,
 		c.entry_interval, c.time_zone, c.repeat, c.repeat_wait_kind, c.repeat_wait_after,
 		c.repeat_wait_days, c.repeat_wait_at, c.reentry, c.reentry_cooldown,
-		c.pause_after_failures, c.enabled_at, c.is_test)
+		c.pause_after_failures, c.enabled_at, c.is_test, c.anchor, coalesce(c.anchor_yearly, false),
+		coalesce(c.anchor_change, 'restart'), coalesce(c.activation, 'new'))
 	RETURNING ch.chain_id INTO c.chain_id;
 
 	FOR i IN 1 .. cardinality(tasks) LOOP
@@ -220,12 +261,17 @@ CREATE FUNCTION taskflow.create_chain(name text,
 									  enabled boolean DEFAULT true,
 									  description text DEFAULT NULL,
 									  pause_after_failures integer DEFAULT 3,
-									  test boolean DEFAULT false)
+									  test boolean DEFAULT false,
+									  anchor text DEFAULT NULL,
+									  offsets text[] DEFAULT NULL,
+									  yearly boolean DEFAULT false,
+									  anchor_change text DEFAULT 'restart',
+									  activation text DEFAULT 'new')
 RETURNS integer
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_api_call';
 COMMENT ON FUNCTION taskflow.create_chain IS
-	'Creates a chain of tasks: waits[i] is the wait before tasks[i] (''3 hours'', ''5 days at 10:00''); test => true sends its mail to the channel''s test recipients only';
+	'Creates a chain of tasks: waits[i] is the wait before tasks[i] (''3 hours'', ''5 days at 10:00''); or, with anchor => a member date, offsets[i] from it (''-3 days at 09:00''); test => true sends its mail to the channel''s test recipients only';
 
 -- Inserts a task into a chain at a position (shifting later steps), with
 -- the wait before it.  Members keep waiting for the step they were waiting
@@ -238,7 +284,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t taskflow.task := taskflow._task_for(caller, task_name, false);
-	w record := taskflow._parse_wait(wait);
+	w record;
+	o record;
 	n integer;
 	new_id integer;
 BEGIN
@@ -247,6 +294,24 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Switch it to manual or auto first (taskflow.alter_task()).';
 	END IF;
+	IF c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
+		-- anchor chains: "wait" is the offset from the anchor
+		o := taskflow._parse_offset(wait);
+		SELECT count(*) INTO n FROM taskflow.chain_step s WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id;
+		pos := coalesce(pos, n OPERATOR(pg_catalog.+) 1);
+		IF pos OPERATOR(pg_catalog.<) 1 OR pos OPERATOR(pg_catalog.>) (n OPERATOR(pg_catalog.+) 1) THEN
+			RAISE EXCEPTION 'position % is out of range for chain "%" (1 to %)', pos, c.name, n OPERATOR(pg_catalog.+) 1
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		UPDATE taskflow.chain_step s SET position = s.position OPERATOR(pg_catalog.+) 1
+		 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id AND s.position OPERATOR(pg_catalog.>=) pos;
+		INSERT INTO taskflow.chain_step AS s (chain_id, position, task_id, wait_kind, wait_days, wait_at)
+		VALUES (c.chain_id, pos, t.task_id, 'anchor', o.days, o.at)
+		RETURNING s.step_id INTO new_id;
+		PERFORM taskflow._check_anchor_order(c);
+		RETURN new_id;
+	END IF;
+	w := taskflow._parse_wait(wait);
 	SELECT count(*) INTO n FROM taskflow.chain_step s WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id;
 	IF pos IS NULL THEN
 		pos := n OPERATOR(pg_catalog.+) 1;

@@ -30,7 +30,7 @@ RETURN (
 		UNION ALL
 		SELECT CASE WHEN c.consecutive_failures OPERATOR(pg_catalog.>) 0
 					THEN LEAST(c.last_error_at, after) OPERATOR(pg_catalog.+) interval '10 seconds'
-					WHEN c.schedule OPERATOR(pg_catalog.=) 'always'
+					WHEN c.schedule OPERATOR(pg_catalog.=) ANY (ARRAY['always', 'anchor'])
 					THEN COALESCE(c.last_entry_at OPERATOR(pg_catalog.+)
 								  COALESCE(c.entry_interval,
 										   pg_catalog.current_setting('taskflow.entry_interval')::interval),

@@ -1,0 +1,162 @@
+-- taskflow install script, part 36: chains anchored on a member date
+-- (ステップ配信): steps run at "anchor + N days at HH:MM" in the chain's time
+-- zone, where the anchor is a date of each member — joined_at, birthday,
+-- last_message_at, expires_at or a custom date property — optionally
+-- recurring every year (birthdays, anniversaries).
+
+-- Parses an anchor name; returns it normalized or raises.
+CREATE FUNCTION taskflow._parse_anchor(anchor text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	prop text;
+	prop_type text;
+BEGIN
+	IF anchor IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF btrim(anchor) OPERATOR(pg_catalog.=) ANY (ARRAY['joined_at', 'birthday', 'last_message_at', 'expires_at']) THEN
+		RETURN btrim(anchor);
+	END IF;
+	prop := substring(btrim(anchor) FROM '^properties\.([a-z][a-z0-9_]*)$');
+	IF prop IS NOT NULL THEN
+		SELECT p.type INTO prop_type FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) prop;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'unknown property "%" for the anchor', prop
+				USING ERRCODE = 'undefined_object',
+					  HINT = 'Define it with taskflow.define_property(name, ''date'').';
+		END IF;
+		IF prop_type OPERATOR(pg_catalog.<>) 'date' THEN
+			RAISE EXCEPTION 'property "%" is %, not date: it cannot be an anchor', prop, prop_type
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN 'properties.' OPERATOR(pg_catalog.||) prop;
+	END IF;
+	RAISE EXCEPTION 'invalid anchor %', quote_literal(anchor)
+		USING ERRCODE = 'invalid_parameter_value',
+			  HINT = 'Use joined_at, birthday, last_message_at, expires_at or properties.<a date property>.';
+END
+$$;
+
+-- The anchor of a member as a SQL expression over "member" (timestamptz;
+-- dates are local midnight in the chain's time zone).
+CREATE FUNCTION taskflow._anchor_sql(anchor text, tz text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+RETURN CASE
+	WHEN anchor OPERATOR(pg_catalog.=) 'birthday' THEN
+		format('((member.birthday OPERATOR(pg_catalog.+) time ''00:00'') AT TIME ZONE %L)', tz)
+	WHEN anchor OPERATOR(pg_catalog.^@) 'properties.' THEN
+		format('(((member.properties OPERATOR(pg_catalog.->>) %L)::date OPERATOR(pg_catalog.+) time ''00:00'') AT TIME ZONE %L)',
+			   substr(anchor, 12), tz)
+	ELSE format('member.%I', anchor)
+	END;
+
+-- When a step at "days" days (at local time "at", or the anchor's own time
+-- of day when NULL) from an anchor occurrence is due, in zone tz.
+CREATE FUNCTION taskflow.anchor_due(anchor_at timestamptz, days integer, at time, tz text)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE WHEN at IS NULL
+	THEN ((anchor_at AT TIME ZONE tz) OPERATOR(pg_catalog.+) make_interval(days => days)) AT TIME ZONE tz
+	ELSE (((anchor_at AT TIME ZONE tz)::date OPERATOR(pg_catalog.+) days) OPERATOR(pg_catalog.+) at) AT TIME ZONE tz
+	END;
+
+-- The occurrence of an anchor a member follows: the anchor itself, or for a
+-- yearly chain the first anniversary whose last step (last_days, last_at)
+-- is not before not_before.  A 29 February anchor falls on 28 February in
+-- common years.
+CREATE FUNCTION taskflow.anchor_occurrence(base timestamptz, yearly boolean, last_days integer,
+										   last_at time, tz text, not_before timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE WHEN NOT yearly OR base IS NULL THEN base ELSE (
+	SELECT o.occ FROM (
+		SELECT ((base AT TIME ZONE tz) OPERATOR(pg_catalog.+)
+				make_interval(years => (extract(year FROM not_before AT TIME ZONE tz)::integer
+										OPERATOR(pg_catalog.-) extract(year FROM base AT TIME ZONE tz)::integer
+										OPERATOR(pg_catalog.+) k))) AT TIME ZONE tz AS occ, k
+		  FROM pg_catalog.generate_series(-1, 2) AS k) o
+	 WHERE taskflow.anchor_due(o.occ, last_days, last_at, tz) OPERATOR(pg_catalog.>=) not_before
+	 ORDER BY o.k LIMIT 1) END;
+
+-- The earliest due time a step may have to be run when a member enters an
+-- anchor chain: the start of the local day, or the last entry check when
+-- that was earlier.  Older steps are skipped: a member who enters late is
+-- not sent every past step at once.
+CREATE FUNCTION taskflow.anchor_entry_floor(as_of timestamptz, grace interval, tz text)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN LEAST(pg_catalog.date_trunc('day', as_of AT TIME ZONE tz) AT TIME ZONE tz,
+			 as_of OPERATOR(pg_catalog.-) grace);
+
+-- Parses an anchor offset: 'immediately' (at the anchor), '[+-]N days'
+-- (the anchor's time of day) or '[+-]N days at HH:MM' (local time).
+CREATE FUNCTION taskflow._parse_offset(offset_text text, OUT days integer, OUT at time)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	m text[];
+BEGIN
+	IF offset_text IS NULL THEN
+		RAISE EXCEPTION 'an anchor chain needs an offset for every task'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example offsets => ARRAY[''immediately'', ''2 days at 10:00'', ''-3 days at 09:00''].';
+	END IF;
+	IF lower(btrim(offset_text)) OPERATOR(pg_catalog.=) 'immediately' THEN
+		days := 0;
+		RETURN;
+	END IF;
+	m := regexp_match(lower(btrim(offset_text)), '^([+-]?\d{1,4}) days?(?: at (\d{1,2}):(\d{2}))?$');
+	IF m IS NULL OR (m[2] IS NOT NULL AND (m[2]::int OPERATOR(pg_catalog.>) 23 OR m[3]::int OPERATOR(pg_catalog.>) 59)) THEN
+		RAISE EXCEPTION 'invalid anchor offset %', quote_literal(offset_text)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Write ''immediately'', ''2 days'', ''7 days at 10:00'' or ''-3 days at 09:00'' (three days before the anchor).';
+	END IF;
+	days := m[1]::int;
+	IF m[2] IS NOT NULL THEN
+		at := make_time(m[2]::int, m[3]::int, 0);
+	END IF;
+END
+$$;
+
+-- Anchor steps must come in time order: each not before the previous.
+CREATE FUNCTION taskflow._check_anchor_order(c taskflow.chain)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bad record;
+BEGIN
+	SELECT s.position, t.name INTO bad
+	  FROM taskflow.chain_step s JOIN taskflow.task t USING (task_id)
+	 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id
+	   AND EXISTS (SELECT FROM taskflow.chain_step p
+				  WHERE p.chain_id OPERATOR(pg_catalog.=) c.chain_id
+					AND p.position OPERATOR(pg_catalog.<) s.position
+					AND (p.wait_days, COALESCE(p.wait_at, time '00:00'))
+						OPERATOR(pg_catalog.>) (s.wait_days, COALESCE(s.wait_at, time '00:00')))
+	 ORDER BY s.position LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'task "%" at position % of anchor chain "%" would run before the task before it',
+			bad.name, bad.position, c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the tasks of an anchor chain in time order of their offsets.';
+	END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION taskflow._parse_anchor(text), taskflow._anchor_sql(text, text),
+	taskflow._parse_offset(text), taskflow._check_anchor_order(taskflow.chain),
+	taskflow.anchor_due(timestamptz, integer, time, text),
+	taskflow.anchor_occurrence(timestamptz, boolean, integer, time, text, timestamptz),
+	taskflow.anchor_entry_floor(timestamptz, interval, text)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taskflow.anchor_due(timestamptz, integer, time, text),
+	taskflow.anchor_occurrence(timestamptz, boolean, integer, time, text, timestamptz),
+	taskflow.anchor_entry_floor(timestamptz, interval, text)
+	TO taskflow_app, taskflow_operator;
