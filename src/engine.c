@@ -355,14 +355,14 @@ CallerMayRun(Oid caller, Oid owner)
 }
 
 /*
- * CheckNamedChain raises unless the chain a caller named exists and the
+ * TaskflowCheckRunnable raises unless the chain a caller named exists and the
  * caller may run it, so a misspelt name is an error, not a silent no-op.
  */
-static void
-CheckNamedChain(Oid caller, Datum name)
+void
+TaskflowCheckRunnable(Oid caller, const char *chain_name)
 {
 	Oid			types[1] = {TEXTOID};
-	Datum		args[1] = {name};
+	Datum		args[1] = {CStringGetTextDatum(chain_name)};
 	TaskflowSavedUser saved;
 	bool		isnull;
 	Oid			owner;
@@ -373,48 +373,35 @@ CheckNamedChain(Oid caller, Datum name)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("chain \"%s\" does not exist", TextDatumGetCString(name))));
+				 errmsg("chain \"%s\" does not exist", chain_name)));
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	if (!CallerMayRun(caller, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for chain \"%s\"", TextDatumGetCString(name)),
+				 errmsg("permission denied for chain \"%s\"", chain_name),
 				 errhint("Only members of the role that owns a chain may run it.")));
 }
 
 /*
- * taskflow.run(as_of, chain) — runs everything due as of an instant and
- * returns, per chain, how many members entered, had a step applied, became
- * pending, left, and how many batches failed.
+ * TaskflowRunAll runs, as of an instant, every enabled chain the caller may
+ * run (or only the one named), adding a summary row per chain to result
+ * when one is given.  Needs an SPI connection.
  */
-Datum
-taskflow_run(PG_FUNCTION_ARGS)
+void
+TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
+			   Tuplestorestate *result, TupleDesc desc)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TimestampTz as_of;
-	Oid			caller = GetUserId();
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
-	char		nulls[1] = {PG_ARGISNULL(1) ? 'n' : ' '};
+	char		nulls[1] = {chain_name ? ' ' : 'n'};
 	TaskflowSavedUser saved;
 	SPITupleTable *chains;
 	uint64		nchains;
 	uint64		i;
 
-	/* an instant that is NULL is a caller's bug: never guess it */
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("as_of cannot be NULL"),
-				 errhint("Pass the instant to run as, or leave the argument out to run as of now().")));
-	as_of = PG_GETARG_TIMESTAMPTZ(0);
-	InitMaterializedSRF(fcinfo, 0);
-	args[0] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	SPI_connect();
-	if (!PG_ARGISNULL(1))
-		CheckNamedChain(caller, args[0]);
+	args[0] = chain_name ? CStringGetTextDatum(chain_name) : (Datum) 0;
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	TaskflowExec(chains_sql, 1, types, args, nulls);
 	TaskflowRestoreUser(&saved);
@@ -433,14 +420,43 @@ taskflow_run(PG_FUNCTION_ARGS)
 		if (!CallerMayRun(caller, owner))
 			continue;
 		TaskflowRunChain(chain_id, as_of, &counts);
+		if (result == NULL)
+			continue;
 		values[0] = CStringGetTextDatum(name);
 		values[1] = Int64GetDatum(counts.entered);
 		values[2] = Int64GetDatum(counts.applied);
 		values[3] = Int64GetDatum(counts.pending);
 		values[4] = Int64GetDatum(counts.left);
 		values[5] = Int64GetDatum(counts.errors);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, rnulls);
+		tuplestore_putvalues(result, desc, values, rnulls);
 	}
+	SPI_freetuptable(chains);
+}
+
+/*
+ * taskflow.run(as_of, chain) — runs everything due as of an instant and
+ * returns, per chain, how many members entered, had a step applied, became
+ * pending, left, and how many batches failed.
+ */
+Datum
+taskflow_run(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz as_of;
+
+	/* an instant that is NULL is a caller's bug: never guess it */
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of cannot be NULL"),
+				 errhint("Pass the instant to run as, or leave the argument out to run as of now().")));
+	as_of = PG_GETARG_TIMESTAMPTZ(0);
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	if (!PG_ARGISNULL(1))
+		TaskflowCheckRunnable(GetUserId(), TextDatumGetCString(PG_GETARG_DATUM(1)));
+	TaskflowRunAll(GetUserId(), PG_ARGISNULL(1) ? NULL : TextDatumGetCString(PG_GETARG_DATUM(1)),
+				   as_of, rsinfo->setResult, rsinfo->setDesc);
 	SPI_finish();
 	return (Datum) 0;
 }

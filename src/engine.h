@@ -14,6 +14,11 @@ typedef int64 (*TaskflowUnit) (TaskflowRun run, TaskflowStep step);
 
 extern bool TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit,
 							   TaskflowStep step, TaskflowCounts total);
+#include "utils/tuplestore.h"
+
+extern void TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
+						   Tuplestorestate *result, TupleDesc desc);
+extern void TaskflowCheckRunnable(Oid caller, const char *chain_name);
 extern bool TaskflowRunChain(int chain_id, TimestampTz as_of,
 							 TaskflowCounts counts);
 extern int	TaskflowPushRunSettings(TimestampTz as_of, const char *time_zone);

@@ -184,7 +184,7 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 	if (run->chain->anchor_sql &&
 		!TaskflowRunBatches(run, TaskflowAnchorChanges, &run->chain->steps[0], counts))
 		return false;
-	run->entry_after = 0;
+	run->entry_after = PG_INT64_MIN;
 	if (!TaskflowRunBatches(run, run->chain->anchor_sql ? TaskflowAnchorEntryBatch : EntryBatch,
 							&run->chain->steps[0], counts))
 		return false;

@@ -160,3 +160,66 @@ GRANT EXECUTE ON FUNCTION taskflow.anchor_due(timestamptz, integer, time, text),
 	taskflow.anchor_occurrence(timestamptz, boolean, integer, time, text, timestamptz),
 	taskflow.anchor_entry_floor(timestamptz, interval, text)
 	TO taskflow_app, taskflow_operator;
+
+-- Adds the hypothetical member of a preview (member_id -1) from values given
+-- as JSON; columns not given take their defaults.
+CREATE FUNCTION taskflow._insert_hypothetical_member(member_values jsonb, at timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cols text;
+	bad text;
+BEGIN
+	IF member_values IS NULL OR jsonb_typeof(member_values) OPERATOR(pg_catalog.<>) 'object' THEN
+		RAISE EXCEPTION 'a hypothetical member is a JSON object of member columns'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example ''{"name": "山田太郎", "status": "trial", "joined_at": "2026-04-01 10:00+09"}''.';
+	END IF;
+	SELECT k INTO bad FROM jsonb_object_keys(member_values) k
+	 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+					   WHERE a.attrelid OPERATOR(pg_catalog.=) 'taskflow.member'::regclass
+						 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+						 AND a.attname OPERATOR(pg_catalog.=) k)
+		OR k OPERATOR(pg_catalog.=) ANY (ARRAY['member_id', 'created_at'])
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'a hypothetical member cannot have "%"', bad
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give member columns such as name, email, status, joined_at, birthday, tags, properties.';
+	END IF;
+	SELECT string_agg(', ' OPERATOR(pg_catalog.||) quote_ident(k), '') INTO cols
+	  FROM jsonb_object_keys(member_values) k WHERE k OPERATOR(pg_catalog.<>) 'external_id';
+	EXECUTE format('INSERT INTO taskflow.member (member_id, external_id, created_at%s) '
+				   'SELECT -1, COALESCE($1 OPERATOR(pg_catalog.->>) ''external_id'', ''(preview)''), $2%s '
+				   'FROM pg_catalog.jsonb_populate_record(NULL::taskflow.member, $1) AS r',
+				   coalesce(cols, ''), coalesce(replace(cols, ', ', ', r.'), ''))
+	USING member_values, at;
+	RETURN -1;
+END
+$$;
+REVOKE ALL ON FUNCTION taskflow._insert_hypothetical_member(jsonb, timestamptz) FROM PUBLIC;
+
+-- The timeline the engine would produce from from_at to to_at — when,
+-- which member, which task, what happened (entered, applied with the
+-- task's data changes, pending, left …) and the subject of any message —
+-- by running the real engine at every due instant inside a subtransaction
+-- that is rolled back: nothing is left behind, sequences included.
+-- member_ids limits the rows shown; hypothetical adds a member given as
+-- values for the preview only (member_id -1).
+CREATE FUNCTION taskflow.preview(from_at timestamptz, to_at timestamptz,
+								 chain text DEFAULT NULL, member_ids bigint[] DEFAULT NULL,
+								 hypothetical jsonb DEFAULT NULL,
+								 entry_step interval DEFAULT '1 day')
+RETURNS TABLE (at timestamptz, chain text, member_id bigint, member_name text,
+			   task text, event text, changes jsonb, subject text)
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_preview';
+COMMENT ON FUNCTION taskflow.preview(timestamptz, timestamptz, text, bigint[], jsonb, interval) IS
+	'What the engine would do over a date range (rolled back: no side effects)';
+REVOKE ALL ON FUNCTION taskflow.preview(timestamptz, timestamptz, text, bigint[], jsonb, interval) FROM PUBLIC;
+-- like run(): superusers preview every chain, others the chains of roles
+-- they belong to
+GRANT EXECUTE ON FUNCTION taskflow.preview(timestamptz, timestamptz, text, bigint[], jsonb, interval)
+	TO taskflow_app;

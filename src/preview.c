@@ -1,0 +1,292 @@
+/*
+ * preview.c
+ *		taskflow.preview: what the engine would do over a date range, with
+ *		no side effects.
+ *
+ * The real engine runs at every instant something is due in the range,
+ * inside a subtransaction that is always rolled back; the rows it writes to
+ * the history (with the subject of any message) are collected on the way.
+ * taskflow's sequences are restarted at their current values inside the
+ * subtransaction (ALTER SEQUENCE is transactional), so the rollback leaves
+ * them exactly as they were: while a preview runs, other sessions drawing
+ * ids from them wait.  Entry checks of "always" and anchor chains are made
+ * every entry_step (default one day) instead of every few minutes.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "engine.h"
+#include "privileges.h"
+#include "spi_util.h"
+
+PG_FUNCTION_INFO_V1(taskflow_preview);
+
+#define PREVIEW_MAX_RUNS 100000
+
+/* restarts every taskflow sequence at its current value (transactional) */
+static const char *restart_sequences_sql =
+"SELECT pg_catalog.format('ALTER SEQUENCE %I.%I RESTART WITH %s', s.schemaname,"
+"       s.sequencename, COALESCE(s.last_value OPERATOR(pg_catalog.+) 1, s.start_value))"
+"  FROM pg_catalog.pg_sequences s WHERE s.schemaname OPERATOR(pg_catalog.=) 'taskflow'";
+
+/* entry checks of "always" and anchor chains at most every $1 */
+static const char *coarsen_sql =
+"UPDATE taskflow.chain c SET entry_interval = GREATEST(COALESCE(c.entry_interval,"
+"       pg_catalog.current_setting('taskflow.entry_interval')::interval), $1)";
+
+static const char *hypothetical_sql =
+"SELECT taskflow._insert_hypothetical_member($1, $2)";
+
+static const char *last_history_sql =
+"SELECT COALESCE(max(h.history_id), 0) FROM taskflow.history h";
+
+/* what happened since $1, for the members of $2 (NULL: all) */
+static const char *happened_sql =
+"SELECT h.history_id, h.at, h.chain_name, h.member_id, m.name, h.task_name, h.event,"
+"       CASE WHEN h.event OPERATOR(pg_catalog.=) 'applied' THEN t.actions ELSE h.detail END,"
+"       o.subject"
+"  FROM taskflow.history h"
+"  JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) h.member_id"
+"  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) h.step_id"
+"  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
+"  LEFT JOIN taskflow.outbox o ON h.event OPERATOR(pg_catalog.=) 'applied'"
+"       AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id AND o.member_id OPERATOR(pg_catalog.=) h.member_id"
+"       AND o.step_id OPERATOR(pg_catalog.=) h.step_id AND o.iteration OPERATOR(pg_catalog.=) h.iteration"
+" WHERE h.history_id OPERATOR(pg_catalog.>) $1"
+"   AND ($2 IS NULL OR h.member_id OPERATOR(pg_catalog.=) ANY ($2))"
+" ORDER BY h.history_id";
+
+static const char *next_sql = "SELECT taskflow.next_wakeup($1)";
+
+/* The arguments of one preview. */
+typedef struct PreviewArgs
+{
+	TimestampTz from;
+	TimestampTz to;
+	char	   *chain;
+	Datum		members;		/* bigint[] or 0 */
+	Datum		hypothetical;	/* jsonb or 0 */
+	Datum		entry_step;		/* interval */
+	Tuplestorestate *result;
+	TupleDesc	desc;
+} PreviewArgs;
+
+/*
+ * PrepareWorld makes the subtransaction's world: sequences restarted,
+ * entry checks coarsened, the hypothetical member added (and watched).
+ */
+static void
+PrepareWorld(PreviewArgs *args)
+{
+	Oid			types[2] = {JSONBOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	uint64		i;
+	uint64		n;
+	SPITupleTable *stmts;
+
+	TaskflowExec(restart_sequences_sql, 0, NULL, NULL, NULL);
+	stmts = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+		TaskflowExec(SPI_getvalue(stmts->vals[i], stmts->tupdesc, 1), 0, NULL,
+					 NULL, NULL);
+	types[0] = INTERVALOID;
+	values[0] = args->entry_step;
+	TaskflowExec(coarsen_sql, 1, types, values, NULL);
+	if (args->hypothetical)
+	{
+		types[0] = JSONBOID;
+		values[0] = args->hypothetical;
+		values[1] = TimestampTzGetDatum(args->from);
+		TaskflowExec(hypothetical_sql, 2, types, values, NULL);
+		args->members = PointerGetDatum(construct_array(&(Datum) {Int64GetDatum(-1)},
+														1, INT8OID, 8, FLOAT8PASSBYVAL,
+														TYPALIGN_DOUBLE));
+	}
+}
+
+/*
+ * LastHistoryId is the id of the newest history row (0: none).
+ */
+static int64
+LastHistoryId(void)
+{
+	bool		isnull;
+	int64		id;
+
+	TaskflowExec(last_history_sql, 0, NULL, NULL, NULL);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return id;
+}
+
+/*
+ * Collect copies what happened since last_id into the result; returns the
+ * new last history id.
+ */
+static int64
+Collect(PreviewArgs *args, int64 last_id)
+{
+	Oid			types[2] = {INT8OID, INT8ARRAYOID};
+	Datum		values[2] = {Int64GetDatum(last_id), args->members};
+	char		nulls[2] = {' ', args->members ? ' ' : 'n'};
+	uint64		i;
+
+	TaskflowExec(happened_sql, 2, types, values, nulls);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		Datum		row[9];
+		bool		isnull[9];
+		int			c;
+
+		for (c = 0; c < 9; c++)
+			row[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+								   c + 1, &isnull[c]);
+		last_id = DatumGetInt64(row[0]);
+		tuplestore_putvalues(args->result, args->desc, row + 1, isnull + 1);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return last_id;
+}
+
+/*
+ * NextInstant is the next instant after t anything is due (never t itself),
+ * or 0 when nothing is.
+ */
+static TimestampTz
+NextInstant(TimestampTz t)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(t)};
+	bool		isnull;
+	TimestampTz next;
+
+	TaskflowExec(next_sql, 1, types, values, NULL);
+	next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	if (isnull)
+		return 0;
+	return next > t ? next : t + USECS_PER_SEC;
+}
+
+/*
+ * Simulate runs the engine at every due instant from..to, collecting.
+ */
+static void
+Simulate(PreviewArgs *args)
+{
+	TimestampTz t = args->from;
+	int64		last_id;
+	int			runs = 0;
+
+	PrepareWorld(args);
+	last_id = LastHistoryId();
+	while (t != 0 && t <= args->to)
+	{
+		if (++runs > PREVIEW_MAX_RUNS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("preview needs more than %d engine runs", PREVIEW_MAX_RUNS),
+					 errhint("Preview a shorter range, or a larger entry_step.")));
+		CHECK_FOR_INTERRUPTS();
+		TaskflowRunAll(GetUserId(), args->chain, t, NULL, NULL);
+		last_id = Collect(args, last_id);
+		t = NextInstant(t);
+	}
+}
+
+/*
+ * RunRolledBack runs the simulation in a subtransaction that is always
+ * rolled back, re-raising its error if it failed.
+ */
+static void
+RunRolledBack(PreviewArgs *args)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		SPI_connect();
+		Simulate(args);
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+}
+
+/*
+ * CheckArgs refuses NULL or reversed ranges and ranges over five years.
+ */
+static void
+CheckArgs(PreviewArgs *args)
+{
+	if (args->to < args->from)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("preview range ends before it starts")));
+	if (args->to - args->from > 5 * 366 * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("preview range is longer than five years"),
+				 errhint("Preview a shorter range.")));
+}
+
+/*
+ * taskflow.preview(from_at, to_at, chain, member_ids, hypothetical,
+ * entry_step): the timeline the engine would produce, with no side effects.
+ */
+Datum
+taskflow_preview(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PreviewArgs args;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("preview needs from_at, to_at and entry_step")));
+	memset(&args, 0, sizeof(args));
+	args.from = PG_GETARG_TIMESTAMPTZ(0);
+	args.to = PG_GETARG_TIMESTAMPTZ(1);
+	args.chain = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	args.members = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	args.hypothetical = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	args.entry_step = PG_GETARG_DATUM(5);
+	CheckArgs(&args);
+	InitMaterializedSRF(fcinfo, 0);
+	args.result = rsinfo->setResult;
+	args.desc = rsinfo->setDesc;
+	if (args.chain)
+	{
+		SPI_connect();
+		TaskflowCheckRunnable(GetUserId(), args.chain);
+		SPI_finish();
+	}
+	RunRolledBack(&args);
+	return (Datum) 0;
+}
