@@ -386,7 +386,7 @@ int64
 TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 {
 	MemberSet	due;
-	MemberSet	todo;
+	MemberSet	candidates;
 	MemberSet	matched;
 	MemberSet	mismatched;
 	TaskflowSavedUser saved;
@@ -405,9 +405,9 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	if (due->count == 0)
 		return 0;
 
-	todo = SkipAlreadyApplied(run, step, due);
-	matched = TaskflowMatching(run, step->criteria_sql, todo);
-	mismatched = MemberSetMinus(todo, matched);
+	candidates = SkipAlreadyApplied(run, step, due);
+	matched = TaskflowMatching(run, step->criteria_sql, candidates);
+	mismatched = MemberSetMinus(candidates, matched);
 	if (step->leave_on_mismatch)
 		TaskflowLeaveChain(run, step, mismatched, "left",
 						   psprintf("no longer matches criteria \"%s\"",
