@@ -237,10 +237,12 @@ TaskflowDeliveryInit(void)
 /* -------------------------------------------------------------- launcher */
 
 /*
- * DropRequested says whether DROP DATABASE is stopping a database's workers.
+ * MayStartDelivery says whether a database's delivery workers may run: its
+ * scheduler runs (this launcher started it, or its slot says so: started
+ * by an earlier launcher) and no DROP DATABASE is stopping its workers.
  */
 static bool
-DropRequested(Oid dboid)
+MayStartDelivery(Oid dboid, bool scheduler_started)
 {
 	TaskflowDbSlot slot;
 	bool		result = false;
@@ -249,7 +251,7 @@ DropRequested(Oid dboid)
 		return false;
 	LWLockAcquire(taskflow_shared->lock, LW_SHARED);
 	slot = TaskflowSlotFor(dboid, false);
-	if (slot && slot->drop_requested_at != 0)
+	if (slot && (scheduler_started || slot->pid != 0) && slot->drop_requested_at == 0)
 		result = true;
 	LWLockRelease(taskflow_shared->lock);
 	return result;
@@ -280,20 +282,21 @@ DeliveryWorkerRunning(Oid dboid, int number)
 }
 
 /*
- * TaskflowStartDeliveryWorkers (in the launcher, with its scheduler
- * running) starts the database's missing delivery workers, numbers 1 ..
- * taskflow.delivery_workers.  A worker that stopped within 5 s of its start
+ * TaskflowStartDeliveryWorkers (in the launcher) starts the database's
+ * missing delivery workers, numbers 1 .. taskflow.delivery_workers, while
+ * its scheduler runs (scheduler_started: the launcher has a live handle).  A worker that stopped within 5 s of its start
  * is retried later (retry_soon), so a failing worker never spins.  Workers
  * above a lowered setting exit by themselves.  The handles are allocated
  * in the caller's (long-lived) memory context.
  */
 void
 TaskflowStartDeliveryWorkers(TaskflowDeliveryHandles *handles, Oid dboid,
-							 const char *dbname, bool *retry_soon)
+							 const char *dbname, bool scheduler_started,
+							 bool *retry_soon)
 {
 	int			i;
 
-	if (DropRequested(dboid))
+	if (!MayStartDelivery(dboid, scheduler_started))
 		return;
 	for (i = 0; i < TASKFLOW_MAX_DELIVERY_WORKERS; i++)
 	{
@@ -394,6 +397,8 @@ ClearSlot(int code, Datum arg)
 		my_slot->latch = NULL;
 	}
 	LWLockRelease(delivery_shared->lock);
+	/* the launcher that started this worker may be gone: wake the current one */
+	TaskflowWakeLauncher(InvalidOid);
 }
 
 /*

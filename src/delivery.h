@@ -95,7 +95,7 @@ typedef struct TaskflowDeliveryHandles
 extern void TaskflowDeliveryInit(void);
 extern void TaskflowStartDeliveryWorkers(TaskflowDeliveryHandles *handles,
 										 Oid dboid, const char *dbname,
-										 bool *retry_soon);
+										 bool scheduler_started, bool *retry_soon);
 extern void TaskflowStopDeliveryWorkers(Oid dboid);
 extern void TaskflowWakeDeliveryAtCommit(void);
 

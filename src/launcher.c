@@ -244,9 +244,9 @@ ScanDatabases(void)
 		h = HandleFor(db->oid);
 		if (h && !IsRunning(h) && MayStart(db->oid))
 			h->handle = StartScheduler(db->oid, NameStr(db->datname));
-		if (h && IsRunning(h))
-			TaskflowStartDeliveryWorkers(&h->delivery, db->oid,
-										 NameStr(db->datname), &retry_soon);
+		if (h)
+			TaskflowStartDeliveryWorkers(&h->delivery, db->oid, NameStr(db->datname),
+										 IsRunning(h), &retry_soon);
 		MemoryContextSwitchTo(old);
 	}
 	systable_endscan(scan);
