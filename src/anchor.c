@@ -115,6 +115,35 @@ static const char *follow_format =
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) m.member_id"
 "   AND s.step_id OPERATOR(pg_catalog.=) cm.step_id";
 
+/*
+ * Members leave, each recorded at the step it was waiting for.  $6 is the
+ * reason.
+ */
+static const char *leave_sql =
+"WITH l AS ("
+" UPDATE taskflow.chain_member cm SET state = 'left', left_reason = $6, finished_at = $2,"
+"        due_at = NULL, checked_at = NULL, rearmed = false"
+"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($3)"
+" RETURNING cm.member_id, cm.iteration, cm.step_id)"
+"INSERT INTO taskflow.history (chain_id, chain_name, member_id, step_id, task_name,"
+"                              iteration, event, at, actor, detail)"
+"SELECT $1, $4, l.member_id, l.step_id, t.name, l.iteration, 'left', $2, $5,"
+"       pg_catalog.jsonb_build_object('reason', $6)"
+"  FROM l LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) l.step_id"
+"  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id";
+
+/*
+ * restart: members whose new anchor has no step left (not placed by the
+ * entry statement) take it as their anchor, so it is not handled again at
+ * every entry check.  %s: the anchor expression.
+ */
+static const char *settle_format =
+"UPDATE taskflow.chain_member cm SET anchor_base = m.base"
+"  FROM (SELECT member.member_id, %s AS base FROM taskflow.member AS member"
+"         WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($3)) m"
+" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) m.member_id"
+"   AND cm.anchor_base IS DISTINCT FROM m.base";
+
 /* bookkeeping: next step due at its offset from the member's occurrence */
 static const char *advance_sql =
 "UPDATE taskflow.chain_member cm SET step_id = $9, state = 'waiting', waiting_since = $2,"
@@ -150,9 +179,10 @@ static const char *next_year_sql =
 
 /*
  * AnchorBookkeeping runs an anchor statement as the extension owner with
- * $1 chain, $2 as_of, $3 ids, $4 chain name, $5 actor, $6 reason.
+ * $1 chain, $2 as_of, $3 ids, $4 chain name, $5 actor, $6 reason; returns
+ * the rows it processed.
  */
-static void
+static uint64
 AnchorBookkeeping(TaskflowRun run, const char *sql, MemberSet ids,
 				  const char *reason)
 {
@@ -161,6 +191,7 @@ AnchorBookkeeping(TaskflowRun run, const char *sql, MemberSet ids,
 	Datum		values[6];
 	char		nulls[6] = "     n";
 	TaskflowSavedUser saved;
+	uint64		processed;
 
 	values[0] = Int32GetDatum(run->chain->chain_id);
 	values[1] = TimestampTzGetDatum(run->as_of);
@@ -173,15 +204,18 @@ AnchorBookkeeping(TaskflowRun run, const char *sql, MemberSet ids,
 		nulls[5] = ' ';
 	}
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(sql, 6, types, values, nulls);
+	processed = TaskflowExec(sql, 6, types, values, nulls);
 	TaskflowRestoreUser(&saved);
+	return processed;
 }
 
 /*
  * CandidateConditions builds the owner query's extra conditions: for an
- * activation "new" chain only anchors after the chain was enabled; for a
- * chain that does not recur, only anchors recent enough that a step is
- * still ahead (the exact check is the entry statement's).
+ * activation "new" chain only anchors after the chain was enabled (a date
+ * anchor — birthday or a date property, local midnight — from the day it
+ * was enabled on); for a chain that does not recur, only anchors recent
+ * enough that a step is still ahead (the exact check is the entry
+ * statement's).
  */
 static char *
 CandidateConditions(TaskflowRun run, const char *anchor)
@@ -193,8 +227,12 @@ CandidateConditions(TaskflowRun run, const char *anchor)
 
 	if (chain->activation == 'n' && !chain->anchor_yearly)
 		activation = psprintf("AND (%s) OPERATOR(pg_catalog.>=) "
-							  "(SELECT ch.enabled_at FROM taskflow.chain ch"
-							  " WHERE ch.chain_id OPERATOR(pg_catalog.=) $1)",
+							  "(SELECT CASE WHEN ch.anchor OPERATOR(pg_catalog.=) 'birthday'"
+							  "              OR ch.anchor OPERATOR(pg_catalog.^@) 'properties.'"
+							  "        THEN pg_catalog.date_trunc('day', ch.enabled_at AT TIME ZONE ch.time_zone)"
+							  "             AT TIME ZONE ch.time_zone"
+							  "        ELSE ch.enabled_at END"
+							  " FROM taskflow.chain ch WHERE ch.chain_id OPERATOR(pg_catalog.=) $1)",
 							  anchor);
 	if (!chain->anchor_yearly)
 		recent = psprintf("AND (%s) OPERATOR(pg_catalog.>=) ($4 OPERATOR(pg_catalog.-) "
@@ -207,7 +245,8 @@ CandidateConditions(TaskflowRun run, const char *anchor)
 
 /*
  * TaskflowAnchorEntryBatch enters the next batch of members with an anchor
- * who match the audience criteria; returns how many were looked at.
+ * who match the audience criteria and have a step ahead; returns how many
+ * were looked at (only those entered are counted as entered).
  */
 int64
 TaskflowAnchorEntryBatch(TaskflowRun run, TaskflowStep first)
@@ -232,8 +271,7 @@ TaskflowAnchorEntryBatch(TaskflowRun run, TaskflowStep first)
 	if (ids->count == 0)
 		return 0;
 	run->entry_after = ids->ids[ids->count - 1];
-	AnchorBookkeeping(run, psprintf(enter_format, anchor), ids, NULL);
-	run->counts.entered += ids->count;
+	run->counts.entered += AnchorBookkeeping(run, psprintf(enter_format, anchor), ids, NULL);
 	return ids->count;
 }
 
@@ -272,33 +310,48 @@ ChangedMembers(TaskflowRun run, bool finished_too, MemberSet *changed,
 }
 
 /*
+ * AnchorLeave takes members out of the chain, recording the step each was
+ * waiting for and why.
+ */
+static void
+AnchorLeave(TaskflowRun run, MemberSet ids, const char *reason)
+{
+	if (ids->count == 0)
+		return;
+	run->counts.left += AnchorBookkeeping(run, leave_sql, ids, reason);
+}
+
+/*
  * TaskflowAnchorChanges handles members whose anchor date changed since
  * they were placed: "restart" puts them back at the first step of the new
- * anchor (a new iteration; also members who had finished or left),
- * "follow" keeps their step and moves its due time, "ignore" does
- * nothing.  A member whose anchor was removed leaves the chain.
+ * anchor still ahead (a new iteration; also members who had finished or
+ * left) — a member waiting in the chain whose new anchor has no step left
+ * leaves it; "follow" keeps their step and moves its due time; "ignore"
+ * does nothing.  Under every policy a member whose anchor was removed
+ * leaves the chain.
  */
 int64
 TaskflowAnchorChanges(TaskflowRun run, TaskflowStep first)
 {
 	MemberSet	changed;
+	MemberSet	unplaced;
 	MemberSet	lost;
-	TaskflowStep step = &run->chain->steps[0];
+	char		policy = run->chain->anchor_change;
+	char	   *anchor = run->chain->anchor_sql;
 
-	if (run->chain->anchor_change == 'i')
-		return 0;
-	ChangedMembers(run, run->chain->anchor_change == 'r', &changed, &lost);
-	if (changed->count > 0 && run->chain->anchor_change == 'r')
+	ChangedMembers(run, policy == 'r', &changed, &lost);
+	if (changed->count > 0 && policy == 'r')
 	{
-		AnchorBookkeeping(run, psprintf(enter_format, run->chain->anchor_sql),
-						  changed, "anchor changed");
-		run->counts.entered += changed->count;
+		run->counts.entered += AnchorBookkeeping(run, psprintf(enter_format, anchor),
+												 changed, "anchor changed");
+		ChangedMembers(run, false, &unplaced, &lost);
+		AnchorLeave(run, unplaced, "the anchor changed and no step of the new one is left");
+		AnchorBookkeeping(run, psprintf(settle_format, anchor), changed, NULL);
 	}
-	else if (changed->count > 0)
-		AnchorBookkeeping(run, psprintf(follow_format, run->chain->anchor_sql),
-						  changed, NULL);
+	else if (changed->count > 0 && policy == 'f')
+		AnchorBookkeeping(run, psprintf(follow_format, anchor), changed, NULL);
 	ChangedMembers(run, false, &changed, &lost);
-	TaskflowLeaveChain(run, step, lost, "left", "the anchor date was removed");
+	AnchorLeave(run, lost, "the anchor date was removed");
 	return 0;
 }
 
