@@ -73,6 +73,7 @@ DECLARE
 	prefix text;
 	next_entry timestamptz;
 	off text;
+	a record;
 BEGIN
 	IF as_of IS NULL THEN
 		RAISE EXCEPTION 'as_of cannot be NULL'
@@ -87,7 +88,8 @@ BEGIN
 		SELECT c.chain_id, c.name AS chain_name, c.enabled, c.paused_reason, c.time_zone,
 			   c.schedule, c.daily_at, c.weekdays, c.reentry,
 			   cm.state AS st, cm.step_id, cm.waiting_since, cm.due_at AS due, cm.left_reason,
-			   cm.finished_at, cm.rearmed, c.reentry_cooldown, s.position, t.name AS task_name,
+			   cm.finished_at, cm.rearmed, c.reentry_cooldown, c.anchor, c.anchor_change,
+			   s.position, t.name AS task_name,
 			   t.mode, t.assignee,
 			   t.on_mismatch, cr.name AS criteria_name,
 			   (SELECT fcr.name FROM taskflow.chain_step fs
@@ -129,7 +131,28 @@ BEGIN
 		IF r.schedule OPERATOR(pg_catalog.=) 'daily' THEN
 			next_entry := taskflow.daily_slot_after(as_of, r.daily_at, r.weekdays, r.time_zone);
 		END IF;
+		-- an anchor chain: the member's anchor decides whether it enters,
+		-- and at which step
+		SELECT * INTO a FROM taskflow._anchor_entry(NULL, NULL, NULL);
+		IF r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
+			SELECT * INTO a FROM taskflow._anchor_entry(r.chain_id, explain.member_id, as_of);
+			task := a.task;
+			due_at := a.due_at;
+		END IF;
 		reason := prefix OPERATOR(pg_catalog.||) CASE
+			WHEN a.task IS NOT NULL THEN
+				format('matches the entry criteria %s; enters at the next entry check%s at task %s (step %s), due %s',
+					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off, quote_ident(a.task),
+					   a.position, taskflow._local(a.due_at, r.time_zone))
+			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches AND a.base IS NULL THEN
+				format('matches the entry criteria %s but has no %s: enters once it has one',
+					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), r.anchor)
+			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches AND a.base OPERATOR(pg_catalog.<) a.new_from THEN
+				format('its %s (%s) is before the chain took new members from %s (activation new): does not enter',
+					   r.anchor, taskflow._local(a.base, r.time_zone), taskflow._local(a.new_from, r.time_zone))
+			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
+				format('every step for its %s (%s) is past: does not enter',
+					   r.anchor, taskflow._local(a.base, r.time_zone))
 			WHEN r.st IS NULL AND matches THEN
 				format('matches the entry criteria %s; enters at the next entry check%s%s',
 					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off,
@@ -153,7 +176,9 @@ BEGIN
 					   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''))
 			WHEN r.st OPERATOR(pg_catalog.=) 'done' THEN
 				format('finished the chain on %s%s', taskflow._local(r.finished_at, r.time_zone),
-					   CASE WHEN r.reentry OPERATOR(pg_catalog.=) 'never' THEN '; does not enter again'
+					   CASE WHEN r.anchor IS NOT NULL AND r.anchor_change OPERATOR(pg_catalog.=) 'restart'
+							THEN format('; enters again when its %s changes', r.anchor)
+							WHEN r.reentry OPERATOR(pg_catalog.=) 'never' THEN '; does not enter again'
 							WHEN matches IS NOT TRUE THEN ''
 							-- rematch re-enters only after an entry check at which it did not match
 							WHEN r.reentry OPERATOR(pg_catalog.=) 'rematch' AND NOT r.rearmed

@@ -150,7 +150,55 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION taskflow._parse_anchor(text), taskflow._anchor_sql(text, text),
+-- Where a member who is not in an anchor chain would enter it at an entry
+-- check as of an instant (for taskflow.explain): its anchor; from when an
+-- activation "new" chain takes anchors (a date anchor from the day it was
+-- enabled); and the step it would be placed at with its due time (none
+-- when every step is past).  The audience criteria are not looked at.
+-- All NULL for a chain that is not an anchor chain (or none).
+CREATE FUNCTION taskflow._anchor_entry(chain_id integer, member_id bigint, as_of timestamptz,
+									   OUT base timestamptz, OUT new_from timestamptz,
+									   OUT "position" integer, OUT task text, OUT due_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c taskflow.chain;
+	entry_floor timestamptz;
+	occ timestamptz;
+	l taskflow.chain_step;
+BEGIN
+	SELECT * INTO c FROM taskflow.chain ch WHERE ch.chain_id OPERATOR(pg_catalog.=) _anchor_entry.chain_id;
+	IF c.anchor IS NULL THEN
+		RETURN;
+	END IF;
+	EXECUTE format('SELECT %s FROM taskflow.member AS member WHERE member.member_id OPERATOR(pg_catalog.=) $1',
+				   taskflow._anchor_sql(c.anchor, c.time_zone))
+	   INTO base USING member_id;
+	IF c.activation OPERATOR(pg_catalog.=) 'new' AND NOT c.anchor_yearly THEN
+		new_from := CASE WHEN c.anchor OPERATOR(pg_catalog.=) 'birthday' OR c.anchor OPERATOR(pg_catalog.^@) 'properties.'
+						 THEN date_trunc('day', c.enabled_at AT TIME ZONE c.time_zone) AT TIME ZONE c.time_zone
+						 ELSE c.enabled_at END;
+	END IF;
+	IF base IS NULL OR base OPERATOR(pg_catalog.<) new_from THEN
+		RETURN;
+	END IF;
+	entry_floor := taskflow.anchor_entry_floor(as_of,
+		coalesce(c.entry_interval, current_setting('taskflow.entry_interval')::interval), c.time_zone);
+	SELECT * INTO l FROM taskflow.chain_step s
+	 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id ORDER BY s.position DESC LIMIT 1;
+	occ := taskflow.anchor_occurrence(base, c.anchor_yearly, l.wait_days, l.wait_at, c.time_zone, entry_floor);
+	SELECT s.position, t.name, taskflow.anchor_due(occ, s.wait_days, s.wait_at, c.time_zone)
+	  INTO "position", task, due_at
+	  FROM taskflow.chain_step s JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id
+	 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id
+	   AND taskflow.anchor_due(occ, s.wait_days, s.wait_at, c.time_zone) OPERATOR(pg_catalog.>=) entry_floor
+	 ORDER BY s.position LIMIT 1;
+END
+$$;
+
+REVOKE ALL ON FUNCTION taskflow._anchor_entry(integer, bigint, timestamptz),
+	taskflow._parse_anchor(text), taskflow._anchor_sql(text, text),
 	taskflow._parse_offset(text), taskflow._check_anchor_order(taskflow.chain),
 	taskflow.anchor_due(timestamptz, integer, time, text),
 	taskflow.anchor_occurrence(timestamptz, boolean, integer, time, text, timestamptz),
