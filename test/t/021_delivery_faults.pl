@@ -9,7 +9,9 @@
 #	- kill -9 of the delivery worker in the middle of a batch (the server
 #	  answering slowly): nothing is lost, the leases are reclaimed, every
 #	  resend carries the message's Message-ID; while it sends, the worker
-#	  holds no transaction open.
+#	  holds no transaction open;
+#	- two workers (taskflow.delivery_workers = 2) share the outbox: each
+#	  message is sent once; lowering the setting stops the extra worker.
 
 use strict;
 use warnings;
@@ -189,6 +191,38 @@ cmp_ok(psql(q{SELECT count(*) FROM taskflow.delivery_attempt WHERE outcome = 'ex
 	'>=', 1, 'the attempts cut off by the kill are closed as expired');
 is( psql(q{SELECT count(*) FROM taskflow.outbox WHERE state = 'sending'}),
 	'0', 'no message left leased');
+
+# ---- 5. two workers share the outbox ---------------------------------------
+
+$node->append_conf('postgresql.conf',
+	"taskflow.delivery_workers = 2\ntaskflow.delivery_batch_size = 5\n");
+$node->reload;
+ok( defined DeliveryTest::wait_for($node,
+		"SELECT count(*) = 2 FROM pg_stat_activity"
+		  . " WHERE backend_type = 'taskflow delivery' AND datname = 'app'"),
+	'taskflow.delivery_workers = 2 (reload): a second worker starts');
+DeliveryTest::set_rules($smtp, { delay => 0.05 });
+my $base = scalar DeliveryTest::received($smtp);
+DeliveryTest::mail_chain($node, name => '分担送信',
+	members => [ map { [ "会員W$_", "w$_\@example.jp" ] } 1 .. 40 ]);
+ok( defined DeliveryTest::wait_for($node,
+		q{SELECT count(*) = 40 FROM taskflow.outbox o JOIN taskflow.chain c USING (chain_id)
+		   WHERE c.name = '分担送信' AND o.state = 'sent'}, seconds => 20),
+	'two workers: all 40 messages sent');
+my @shared = grep { $_->{rcpt_to}[0] =~ /^w\d+\@/ } DeliveryTest::received($smtp);
+my %once;
+$once{ $_->{message_id} }++ foreach @shared;
+is(scalar(@shared) . ' ' . scalar(keys %once), '40 40', 'each exactly once');
+is( psql(q{SELECT count(DISTINCT split_part(a.worker, ' (', 1)) FROM taskflow.delivery_attempt a
+			 JOIN taskflow.outbox o USING (outbox_id) JOIN taskflow.chain c USING (chain_id)
+			WHERE c.name = '分担送信'}),
+	'2', 'both workers sent some of them (SKIP LOCKED splits the batches)');
+$node->append_conf('postgresql.conf', "taskflow.delivery_workers = 1\n");
+$node->reload;
+ok( defined DeliveryTest::wait_for($node,
+		"SELECT count(*) = 1 FROM pg_stat_activity"
+		  . " WHERE backend_type = 'taskflow delivery' AND datname = 'app'"),
+	'back to 1: the second worker exits');
 
 $node->stop;
 done_testing();
