@@ -134,3 +134,22 @@ TaskflowWakeLauncher(Oid rescan_db)
 		SetLatch(taskflow_shared->launcher_latch);
 	LWLockRelease(taskflow_shared->lock);
 }
+
+/*
+ * TaskflowDropFailed undoes what a DROP DATABASE that failed asked for: the
+ * launcher may start the database's workers again, and is woken to do so.
+ */
+void
+TaskflowDropFailed(Oid dboid)
+{
+	TaskflowDbSlot slot;
+
+	if (taskflow_shared == NULL)
+		return;
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	slot = TaskflowSlotFor(dboid, false);
+	if (slot)
+		slot->drop_requested_at = 0;
+	LWLockRelease(taskflow_shared->lock);
+	TaskflowWakeLauncher(InvalidOid);
+}

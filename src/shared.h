@@ -56,5 +56,6 @@ extern void TaskflowSharedRequest(void);
 extern TaskflowDbSlot TaskflowSlotFor(Oid dboid, bool create);
 extern void TaskflowWakeScheduler(Oid dboid);
 extern void TaskflowWakeLauncher(Oid rescan_db);
+extern void TaskflowDropFailed(Oid dboid);
 
 #endif							/* TASKFLOW_SHARED_H */

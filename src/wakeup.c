@@ -33,6 +33,7 @@ PG_FUNCTION_INFO_V1(taskflow_wake_launcher);
 static bool wake_scheduler = false;
 static bool wake_launcher = false;
 static bool rescan_databases = false;
+static Oid	dropping_db = InvalidOid;	/* DROP DATABASE stopped its workers */
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /*
@@ -51,9 +52,15 @@ WakeXactCallback(XactEvent event, void *arg)
 		if (rescan_databases)
 			TaskflowWakeLauncher(InvalidOid);
 	}
+	/* the DROP DATABASE failed: its workers may run again */
+	if (event == XACT_EVENT_ABORT && OidIsValid(dropping_db))
+		TaskflowDropFailed(dropping_db);
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		wake_scheduler = wake_launcher = rescan_databases = false;
+		dropping_db = InvalidOid;
+	}
 }
 
 /*
@@ -110,6 +117,7 @@ StopSchedulerForDrop(const char *dbname)
 	{
 		slot->drop_requested_at = GetCurrentTimestamp();
 		pid = slot->pid;
+		dropping_db = dboid;
 	}
 	LWLockRelease(taskflow_shared->lock);
 	TaskflowStopDeliveryWorkers(dboid);
