@@ -1,8 +1,9 @@
 # 011_worker_faults.pl — the background worker under a DBA's hands and when
 # things go wrong: settings changed with a reload (taskflow.enabled,
-# taskflow.databases), a scheduler or the launcher terminated, and chains
-# whose owner lacks a privilege, was dropped or may no longer log in.  (A
-# scheduler killed with SIGKILL: 013_worker_crash.pl.)
+# taskflow.databases), a scheduler or the launcher terminated, chains
+# whose owner lacks a privilege, was dropped or may no longer log in, and a
+# batch cancelled by taskflow.chain_statement_timeout.  (A scheduler killed
+# with SIGKILL: 013_worker_crash.pl.)
 
 use strict;
 use warnings;
@@ -310,9 +311,37 @@ two_step_chain('app', '後続');
 ok(defined TaskflowTest::wait_for($node, 'app',
 	applied_is('後続:1', 3), seconds => 5),
 	'the worker goes on with the other chains');
+
+# ---- 5. taskflow.chain_statement_timeout --------------------------------------
+
+# A custom statement that would take 2 s per member is cancelled after
+# 300 ms; the error is the chain's, the scheduler goes on.
+reload('taskflow.chain_statement_timeout' => '300ms');
+$node->safe_psql('app', <<'SQL');
+SELECT taskflow.create_task('遅い処理', 'auto',
+	actions => $$[{"sql": "SELECT pg_sleep(2) FROM unnest($1)"}]$$);
+SELECT taskflow.create_chain('遅いチェーン', tasks => ARRAY['遅い処理'], pause_after_failures => 1);
+SQL
+ok(defined TaskflowTest::wait_for($node, 'app',
+	"SELECT paused_reason IS NOT NULL FROM taskflow.chain WHERE name = '遅いチェーン'",
+	seconds => 5),
+	'a batch running past taskflow.chain_statement_timeout fails its chain');
+is($node->safe_psql('app', <<'SQL'),
+SELECT e.sqlstate || ' ' || e.message || ' ' || (e.at - c.created_at < interval '2 seconds')
+  FROM taskflow.chain_error e JOIN taskflow.chain c USING (chain_id)
+ WHERE c.name = '遅いチェーン'
+SQL
+	'57014 canceling statement due to statement timeout true',
+	'chain_error: cancelled by the timeout, well before the 6 s it would have taken');
+two_step_chain('app', 'タイムアウト後');
+ok(defined TaskflowTest::wait_for($node, 'app', applied_is('タイムアウト後:1', 3), seconds => 5),
+	'the scheduler goes on with other chains');
+reload('taskflow.chain_statement_timeout' => undef);
+
 my $log = slurp_file($node->logfile, $log_offset);
 unlike($log, qr/terminated by signal|PANIC|"taskflow (?:scheduler|launcher)" \(PID \d+\) exited/,
 	'the server log shows no crash and no scheduler exit');
+is(TaskflowTest::scheduler_pid($node, 'app'), $sched_pid, 'and app\'s scheduler is the same process');
 
 $node->stop;
 done_testing();
