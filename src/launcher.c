@@ -151,14 +151,12 @@ MayStart(Oid dboid)
 	bool		result = true;
 
 	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
-	if (taskflow_shared->rescan_db == dboid)
-	{
-		slot = TaskflowSlotFor(dboid, false);
-		if (slot)
-			slot->no_extension = false;
-		taskflow_shared->rescan_db = InvalidOid;
-	}
 	slot = TaskflowSlotFor(dboid, true);
+	if (slot && slot->extension_created)
+	{
+		slot->no_extension = false;
+		slot->extension_created = false;
+	}
 	if (slot == NULL)
 		result = false;
 	else if (slot->pid != 0)

@@ -119,17 +119,22 @@ TaskflowWakeScheduler(Oid dboid)
 
 /*
  * TaskflowWakeLauncher asks the launcher to look at the databases again,
- * forgetting that rescan_db had no taskflow (CREATE EXTENSION there).
+ * forgetting that rescan_db had no taskflow (CREATE EXTENSION there).  The
+ * mark is kept per database until the launcher looks at it, so several
+ * databases getting taskflow before the launcher's next scan are all served.
  */
 void
 TaskflowWakeLauncher(Oid rescan_db)
 {
+	TaskflowDbSlot slot;
+
 	if (taskflow_shared == NULL)
 		return;
 	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
 	taskflow_shared->rescan = true;
-	if (OidIsValid(rescan_db))
-		taskflow_shared->rescan_db = rescan_db;
+	slot = OidIsValid(rescan_db) ? TaskflowSlotFor(rescan_db, false) : NULL;
+	if (slot)
+		slot->extension_created = true;
 	if (taskflow_shared->launcher_latch)
 		SetLatch(taskflow_shared->launcher_latch);
 	LWLockRelease(taskflow_shared->lock);

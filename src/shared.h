@@ -20,6 +20,7 @@ typedef struct TaskflowDbSlotData
 	pid_t		pid;			/* scheduler's pid, 0 when not running */
 	Latch	   *latch;			/* scheduler's latch, to wake it */
 	bool		no_extension;	/* taskflow is not installed there */
+	bool		extension_created;	/* CREATE EXTENSION since: forget that */
 	TimestampTz drop_requested_at;	/* DROP DATABASE wants it gone (0: no) */
 	TimestampTz started_at;
 	TimestampTz last_run_at;
@@ -43,7 +44,6 @@ typedef struct TaskflowSharedData
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	bool		rescan;			/* launcher: look at the databases again */
-	Oid			rescan_db;		/* and forget "no extension" there */
 	int			nslots;
 	TaskflowDbSlotData slots[FLEXIBLE_ARRAY_MEMBER];
 } TaskflowSharedData;
