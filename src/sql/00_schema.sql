@@ -28,9 +28,7 @@ BEGIN
 END
 $roles$;
 
-COMMENT ON ROLE taskflow_app IS
-	'taskflow: applications — write members and events, define criteria';
-COMMENT ON ROLE taskflow_operator IS
-	'taskflow: operators — read members and views, process manual steps';
+-- (No COMMENT ON ROLE: it would lock the shared role and make two
+-- databases' CREATE EXTENSION wait for each other; see doc/reference.md.)
 
 GRANT USAGE ON SCHEMA taskflow TO taskflow_app, taskflow_operator;

@@ -20,8 +20,6 @@ BEGIN
 	END IF;
 END
 $roles$;
-COMMENT ON ROLE taskflow_relay IS
-	'taskflow: delivery relays — claim outbox rows, report what became of them';
 GRANT USAGE ON SCHEMA taskflow TO taskflow_relay;
 
 CREATE TABLE taskflow.channel (
