@@ -14,9 +14,13 @@ use Test::More;
 use Time::HiRes ();
 use TaskflowTest;
 
+# Long safety and entry intervals: what happens within seconds was done on
+# time or on change.  No delivery workers (tested in 020-022): their writes
+# would wake the scheduler too.
 my $node = TaskflowTest::new_node('faults', workers => 1, conf => <<'CONF');
 taskflow.safety_interval = '1h'
 taskflow.entry_interval = '1d'
+taskflow.delivery_workers = 0
 CONF
 
 # ---- helpers ---------------------------------------------------------------

@@ -13,10 +13,14 @@ use Test::More;
 use Time::HiRes ();
 use TaskflowTest;
 
+# Long safety and entry intervals: what happens within seconds was done on
+# time or on change.  No delivery workers (tested in 020-022): their writes
+# would wake the scheduler too.
 my $primary = TaskflowTest::new_node('primary', workers => 1, allows_streaming => 1,
 	conf => <<'CONF');
 taskflow.safety_interval = '1h'
 taskflow.entry_interval = '1d'
+taskflow.delivery_workers = 0
 CONF
 
 TaskflowTest::create_database($primary, 'app');

@@ -16,13 +16,15 @@ use TaskflowTest;
 
 # One batch for all members (taskflow.batch_size), so the run is long
 # enough to be caught in the middle; PostgreSQL::Test::Cluster turns
-# restart_after_crash off, a production server has it on.
+# restart_after_crash off, a production server has it on.  No delivery
+# workers (tested in 020-022).
 my $n = 100_000;
 my $node = TaskflowTest::new_node('crash', workers => 1, conf => <<'CONF');
 taskflow.safety_interval = '1h'
 taskflow.entry_interval = '1d'
 taskflow.batch_size = 1000000
 restart_after_crash = on
+taskflow.delivery_workers = 0
 CONF
 
 # applied_is(task, n): a query: was the task applied n times?
