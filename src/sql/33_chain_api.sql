@@ -379,8 +379,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	c taskflow.chain := taskflow._chain_for(caller, chain);
-	w record := taskflow._parse_wait(wait);
+	w record;
+	o record;
 BEGIN
+	IF c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
+		-- an anchor chain's "wait" is the step's offset from the anchor
+		o := taskflow._parse_offset(wait);
+		UPDATE taskflow.chain_step s SET wait_days = o.days, wait_at = o.at
+		 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id AND s.position OPERATOR(pg_catalog.=) _set_wait."position";
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'chain "%" has no task at position %', chain, "position"
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		PERFORM taskflow._check_anchor_order(c);
+		RETURN;
+	END IF;
+	w := taskflow._parse_wait(wait);
 	IF "position" IS NULL OR "position" OPERATOR(pg_catalog.<=) 1 OR w.kind OPERATOR(pg_catalog.=) 'none' THEN
 		RAISE EXCEPTION 'only tasks after the first have a wait, and it cannot be empty'
 			USING ERRCODE = 'invalid_parameter_value';
@@ -412,6 +426,11 @@ DECLARE
 	n integer;
 	moving integer;
 BEGIN
+	IF c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
+		RAISE EXCEPTION 'the tasks of anchor chain "%" are in the order of their offsets', chain
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Change when a task runs with taskflow.set_wait(chain, position, ''N days at HH:MM'').';
+	END IF;
 	SELECT count(*) INTO n FROM taskflow.chain_step s WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id;
 	IF from_position IS NULL OR to_position IS NULL
 	   OR from_position NOT BETWEEN 1 AND n OR to_position NOT BETWEEN 1 AND n THEN
@@ -581,6 +600,11 @@ DECLARE
 	s record;
 	w record;
 BEGIN
+	IF schedule IS NOT NULL AND c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
+		RAISE EXCEPTION 'anchor chain "%" has no schedule: its tasks run at offsets from each member''s anchor', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Change offsets with taskflow.set_wait(); for another kind of chain create a new one.';
+	END IF;
 	IF schedule IS NOT NULL THEN
 		s := taskflow._parse_schedule(schedule);
 		c.schedule := s.kind;
