@@ -29,7 +29,8 @@ static TimestampTz clock_instant = 0;
 
 /*
  * ClockParse parses a timestamptz without raising errors (a check hook must
- * not), returning false on anything timestamptz_in would refuse.
+ * not), returning false on anything timestamptz_in would refuse, including
+ * instants past the end of the timestamp range.
  */
 static bool
 ClockParse(const char *text, TimestampTz *result)
@@ -50,7 +51,7 @@ ClockParse(const char *text, TimestampTz *result)
 		return false;
 	if (dtype != DTK_DATE)
 		return false;
-	return tm2timestamp(&tt, fsec, &tz, result) == 0;
+	return tm2timestamp(&tt, fsec, &tz, result) == 0 && IS_VALID_TIMESTAMP(*result);
 }
 
 /*
