@@ -179,6 +179,12 @@ BEGIN
 				PERFORM taskflow._action_error(task_name, n, format('extend_expires needs an interval, not %s', arg),
 					'For example "1 month", "30 days" or "-7 days" to shorten.');
 			END IF;
+			-- a longer one would overflow expires_at when the step runs
+			IF span OPERATOR(pg_catalog.>) interval '100 years'
+			   OR span OPERATOR(pg_catalog.<) interval '-100 years' THEN
+				PERFORM taskflow._action_error(task_name, n, format('extend_expires %s is out of range', arg),
+					'Extend or shorten by at most 100 years.');
+			END IF;
 			-- from the current expiry, or from the clock when there is none
 			expires_expr := format('(COALESCE(%s, $2) OPERATOR(pg_catalog.+) %L::interval)',
 								   coalesce(expires_expr, 'member.expires_at'), span);

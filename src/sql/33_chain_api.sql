@@ -79,6 +79,13 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'For example reentry => ''cooldown'', reentry_cooldown => ''30 days''.';
 	END IF;
+	-- a longer one would overflow the timestamps it is added to when runs
+	-- check who may re-enter (and is "never" in practice)
+	IF c.reentry_cooldown OPERATOR(pg_catalog.>) interval '100 years' THEN
+		RAISE EXCEPTION 'cooldown interval % of chain "%" is out of range', c.reentry_cooldown, c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use at most 100 years; for no re-entry at all use reentry => ''never''.';
+	END IF;
 	IF c.reentry OPERATOR(pg_catalog.<>) 'cooldown' AND c.reentry_cooldown IS NOT NULL THEN
 		RAISE EXCEPTION 'a cooldown interval needs reentry => ''cooldown'' (chain "%")', c.name
 			USING ERRCODE = 'invalid_parameter_value';
