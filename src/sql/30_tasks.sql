@@ -40,6 +40,10 @@ AS $$
 DECLARE
 	t taskflow.task;
 BEGIN
+	IF task_name IS NULL THEN
+		RAISE EXCEPTION 'a task name is required'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT * INTO t FROM taskflow.task WHERE name OPERATOR(pg_catalog.=) task_name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'task "%" does not exist', task_name

@@ -14,6 +14,10 @@ AS $$
 DECLARE
 	c taskflow.chain;
 BEGIN
+	IF chain_name IS NULL THEN
+		RAISE EXCEPTION 'a chain name is required'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT * INTO c FROM taskflow.chain WHERE name OPERATOR(pg_catalog.=) chain_name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'chain "%" does not exist', chain_name
