@@ -157,13 +157,21 @@ COMMENT ON FUNCTION taskflow.set_property(bigint, text, anyelement) IS
 -- Removes one custom property value of a member.
 CREATE FUNCTION taskflow.remove_property(member_id bigint, name text)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+AS $$
+BEGIN
+	-- "properties - NULL" is NULL: it would not remove one, it would fail
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'a property name is required'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Name the property to remove, for example taskflow.remove_property(42, ''plan'').';
+	END IF;
 	UPDATE taskflow.member m
 	   SET properties = m.properties OPERATOR(pg_catalog.-) remove_property.name
 	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_property.member_id;
-END;
+END
+$$;
 
 -- Tag changes made with add_tag / remove_tag (and by the engine's tag
 -- actions) are written to the timeline; a plain UPDATE of member.tags is
@@ -270,6 +278,12 @@ AS $$
 DECLARE
 	gid integer := taskflow.group_id(group_name);
 BEGIN
+	-- a NULL would fail as a bare "null value" error, or be ignored
+	IF member_id IS NULL OR at IS NULL THEN
+		RAISE EXCEPTION '% cannot be NULL', CASE WHEN member_id IS NULL THEN 'member_id' ELSE 'at' END
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Leave "at" out for taskflow.clock().';
+	END IF;
 	INSERT INTO taskflow.group_membership (member_id, group_id, joined_at)
 	VALUES (join_group.member_id, gid, at)
 	ON CONFLICT (member_id, group_id) WHERE left_at IS NULL DO NOTHING;
@@ -292,6 +306,12 @@ AS $$
 DECLARE
 	gid integer := taskflow.group_id(group_name);
 BEGIN
+	-- a NULL would fail as a bare "null value" error, or be ignored
+	IF member_id IS NULL OR at IS NULL THEN
+		RAISE EXCEPTION '% cannot be NULL', CASE WHEN member_id IS NULL THEN 'member_id' ELSE 'at' END
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Leave "at" out for taskflow.clock().';
+	END IF;
 	UPDATE taskflow.group_membership gm SET left_at = greatest(at, gm.joined_at)
 	 WHERE gm.member_id OPERATOR(pg_catalog.=) leave_group.member_id
 	   AND gm.group_id OPERATOR(pg_catalog.=) gid AND gm.left_at IS NULL;
@@ -330,6 +350,9 @@ BEGIN
 	END IF;
 	IF occurred_at IS NULL THEN
 		RAISE EXCEPTION 'an event needs occurred_at' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF member_id IS NULL THEN
+		RAISE EXCEPTION 'member_id cannot be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	INSERT INTO taskflow.event AS e (member_id, kind, occurred_at, amount, period, detail)
 	VALUES (record_event.member_id, record_event.kind, record_event.occurred_at,
@@ -389,6 +412,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- a NULL would fail as a bare "null value" error, or be ignored
+	IF member_id IS NULL OR at IS NULL THEN
+		RAISE EXCEPTION '% cannot be NULL', CASE WHEN member_id IS NULL THEN 'member_id' ELSE 'at' END
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Leave "at" out for taskflow.clock().';
+	END IF;
 	UPDATE taskflow.member m SET unsubscribed_at = at
 	 WHERE m.member_id OPERATOR(pg_catalog.=) unsubscribe.member_id
 	   AND m.unsubscribed_at IS NULL;
@@ -409,6 +438,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- a NULL would fail as a bare "null value" error, or be ignored
+	IF member_id IS NULL OR at IS NULL THEN
+		RAISE EXCEPTION '% cannot be NULL', CASE WHEN member_id IS NULL THEN 'member_id' ELSE 'at' END
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Leave "at" out for taskflow.clock().';
+	END IF;
 	UPDATE taskflow.member m SET unsubscribed_at = NULL
 	 WHERE m.member_id OPERATOR(pg_catalog.=) resubscribe.member_id
 	   AND m.unsubscribed_at IS NOT NULL;
