@@ -114,7 +114,9 @@ CREATE TABLE taskflow.group_membership (
 	joined_at	timestamptz NOT NULL,
 	left_at		timestamptz,
 	PRIMARY KEY (member_id, group_id, joined_at),
-	CHECK (left_at IS NULL OR left_at OPERATOR(pg_catalog.>=) joined_at)
+	-- named for what it requires: a COPY of a bad row reports the name
+	CONSTRAINT group_membership_left_at_not_before_joined_at
+		CHECK (left_at IS NULL OR left_at OPERATOR(pg_catalog.>=) joined_at)
 );
 COMMENT ON TABLE taskflow.group_membership IS
 	'Who is or was in which group, from joined_at until left_at';
@@ -136,7 +138,9 @@ CREATE TABLE taskflow.event (
 	detail		jsonb NOT NULL DEFAULT '{}',
 	recorded_by text NOT NULL DEFAULT CURRENT_USER,
 	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	CHECK (pg_catalog.jsonb_typeof(detail) OPERATOR(pg_catalog.=) 'object')
+	-- named for what it requires: a COPY of a bad row reports the name
+	CONSTRAINT event_detail_must_be_a_json_object
+		CHECK (pg_catalog.jsonb_typeof(detail) OPERATOR(pg_catalog.=) 'object')
 );
 COMMENT ON TABLE taskflow.event IS
 	'Member timeline: payments, purchases, forms, mail, tags, notes, automation';
