@@ -116,6 +116,12 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed',
 				  HINT = 'Leave it out for now().';
 	END IF;
+	-- an infinite instant would lease messages forever, or date them never
+	IF NOT isfinite(as_of) THEN
+		RAISE EXCEPTION 'as_of cannot be %', as_of
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Leave it out for now().';
+	END IF;
 END
 $$;
 
@@ -699,6 +705,13 @@ BEGIN
 	   OR address OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
 		RAISE EXCEPTION 'invalid address %', coalesce(to_json(address)::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- no address is longer (and a much longer key would not fit the index)
+	IF length(btrim(address)) OPERATOR(pg_catalog.>) 254 THEN
+		RAISE EXCEPTION 'address "%…" is too long (% characters)', left(btrim(address), 20),
+			length(btrim(address))
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'An address or recipient id has at most 254 characters.';
 	END IF;
 	INSERT INTO taskflow.suppression AS s (address, reason, at)
 	VALUES (lower(btrim(address)), coalesce(nullif(reason, ''), 'manual'), coalesce(at, taskflow.clock()))
