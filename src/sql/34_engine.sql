@@ -80,6 +80,11 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed',
 				  HINT = 'Pass the instant to explain as of, or leave the argument out for now().';
 	END IF;
+	IF NOT isfinite(as_of) THEN
+		RAISE EXCEPTION 'taskflow cannot explain as of an infinite instant'
+			USING ERRCODE = 'datetime_value_out_of_range',
+				  HINT = 'Pass the instant to explain as of, or leave the argument out for now().';
+	END IF;
 	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) explain.member_id;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'member % does not exist', explain.member_id USING ERRCODE = 'no_data_found';

@@ -165,6 +165,13 @@ BEGIN
 							  THEN 'An smtp channel has url smtp://host:587 (STARTTLS) or smtps://host:465 (TLS).'
 							  ELSE 'A webhook channel has url https://host/path.' END;
 	END IF;
+	-- before anything else: a line break would let the url add protocol lines
+	IF c.url OPERATOR(pg_catalog.~) '[[:cntrl:][:space:]]' THEN
+		RAISE EXCEPTION 'url % of channel "%" contains a line break, control character or space',
+			to_json(c.url), c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A url is one word, for example smtp://mail.example.jp:587 or https://gateway.example.jp/send.';
+	END IF;
 	IF c.url OPERATOR(pg_catalog.~) '^[^/]*//[^/?#]*@' THEN
 		RAISE EXCEPTION 'url of channel "%" contains credentials', c.name
 			USING ERRCODE = 'invalid_parameter_value',
