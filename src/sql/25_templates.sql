@@ -6,7 +6,11 @@
 -- when saved (syntax, every field a member column or defined property,
 -- header injection, addresses), so a bad one is refused at once and never
 -- fails in the worker.  Rendering is in C (src/template.c) and reads member
--- rows directly; see doc/templates.md.
+-- rows directly; see doc/templates.md.  A template belongs to the role that
+-- created it: only that role (and its members) may change or drop it, or
+-- send it from a task.  create_template, alter_template and drop_template
+-- are C dispatchers (src/privileges.c) that call the internal functions
+-- below as the extension owner, passing the caller.
 
 CREATE TABLE taskflow.template (
 	template_id	serial PRIMARY KEY,
@@ -24,6 +28,7 @@ CREATE TABLE taskflow.template (
 	missing_field text NOT NULL DEFAULT 'empty'
 				CHECK (missing_field OPERATOR(pg_catalog.=) ANY (ARRAY['empty', 'refuse'])),
 	description text,
+	owner		regrole NOT NULL,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	updated_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -33,6 +38,8 @@ COMMENT ON COLUMN taskflow.template.transactional IS
 	'Transactional messages (receipts, password resets) are sent even to unsubscribed members';
 COMMENT ON COLUMN taskflow.template.missing_field IS
 	'A merge field without value or default: empty (render nothing) or refuse (no message)';
+COMMENT ON COLUMN taskflow.template.owner IS
+	'The role that created the template; only it and its members may change it or use it in a task';
 
 SELECT pg_catalog.pg_extension_config_dump('taskflow.template', '');
 SELECT pg_catalog.pg_extension_config_dump('taskflow.template_template_id_seq', '');
@@ -332,8 +339,87 @@ $$;
 COMMENT ON FUNCTION taskflow.template_used_by(integer) IS
 	'What uses a template (''task "<name>"''), or NULL when nothing does';
 
--- Creates a template; returns its template_id.  Empty strings count as not
--- given for the optional texts.
+-- Resolves a template name for the caller, who must have the privileges
+-- of its owner (a template whose owner was dropped: a superuser).
+CREATE FUNCTION taskflow._template_for(caller regrole, template_name text, for_change boolean)
+RETURNS taskflow.template
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t taskflow.template;
+	allowed boolean;
+BEGIN
+	IF template_name IS NULL THEN
+		RAISE EXCEPTION 'a template name is required'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO t FROM taskflow.template x WHERE x.name OPERATOR(pg_catalog.=) template_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'template "%" does not exist', template_name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	-- the owner's privileges; when the owner was dropped, a superuser's
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) t.owner) THEN
+		allowed := pg_has_role(caller, t.owner, 'USAGE');
+	ELSE
+		allowed := (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller);
+	END IF;
+	IF NOT allowed THEN
+		RAISE EXCEPTION 'permission denied for template "%"', template_name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('It belongs to role %s, whose privileges role %s does not have.', t.owner, caller),
+				  HINT = CASE WHEN for_change THEN 'Only the owning role and its members can change or drop it.'
+							  ELSE 'A task may only send templates of roles you belong to.' END;
+	END IF;
+	RETURN t;
+END
+$$;
+
+-- create_template, as the extension owner on behalf of caller, who owns
+-- the template.
+CREATE FUNCTION taskflow._create_template(caller regrole, name text, subject text, body_text text,
+										  body_html text, sender_name text, sender_address text,
+										  reply_to text, channel text, transactional boolean,
+										  missing_field text, description text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t taskflow.template;
+BEGIN
+	t.name := _create_template.name;
+	t.channel := coalesce(_create_template.channel, 'email');
+	t.subject := nullif(_create_template.subject, '');
+	t.body_text := _create_template.body_text;
+	t.body_html := nullif(_create_template.body_html, '');
+	t.sender_name := nullif(_create_template.sender_name, '');
+	t.sender_address := nullif(_create_template.sender_address, '');
+	t.reply_to := nullif(_create_template.reply_to, '');
+	t.transactional := coalesce(_create_template.transactional, false);
+	t.missing_field := coalesce(_create_template.missing_field, 'empty');
+	t.description := nullif(_create_template.description, '');
+	t.owner := caller;
+	PERFORM taskflow._check_template(t);
+	IF EXISTS (SELECT FROM taskflow.template x WHERE x.name OPERATOR(pg_catalog.=) t.name) THEN
+		RAISE EXCEPTION 'template "%" already exists', t.name
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Change it with taskflow.alter_template().';
+	END IF;
+	INSERT INTO taskflow.template AS x
+		(name, channel, subject, body_text, body_html, sender_name, sender_address,
+		 reply_to, transactional, missing_field, description, owner)
+	VALUES (t.name, t.channel, t.subject, t.body_text, t.body_html, t.sender_name,
+			t.sender_address, t.reply_to, t.transactional, t.missing_field, t.description,
+			t.owner)
+	RETURNING x.template_id INTO t.template_id;
+	RETURN t.template_id;
+END
+$$;
+
+-- Creates a template owned by the caller; returns its template_id.  Empty
+-- strings count as not given for the optional texts.
 CREATE FUNCTION taskflow.create_template(name text,
 										 subject text,
 										 body_text text,
@@ -346,40 +432,57 @@ CREATE FUNCTION taskflow.create_template(name text,
 										 missing_field text DEFAULT 'empty',
 										 description text DEFAULT NULL)
 RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_api_call';
+COMMENT ON FUNCTION taskflow.create_template IS
+	'Creates a message template (validated: syntax, merge fields, headers, addresses); returns its id';
+
+-- alter_template, as the extension owner on behalf of caller.
+CREATE FUNCTION taskflow._alter_template(caller regrole, name text, subject text, body_text text,
+										 body_html text, sender_name text, sender_address text,
+										 reply_to text, channel text, transactional boolean,
+										 missing_field text, description text, new_name text)
+RETURNS void
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t taskflow.template;
+	t taskflow.template := taskflow._template_for(caller, name, true);
 BEGIN
-	t.name := create_template.name;
-	t.channel := coalesce(create_template.channel, 'email');
-	t.subject := nullif(create_template.subject, '');
-	t.body_text := create_template.body_text;
-	t.body_html := nullif(create_template.body_html, '');
-	t.sender_name := nullif(create_template.sender_name, '');
-	t.sender_address := nullif(create_template.sender_address, '');
-	t.reply_to := nullif(create_template.reply_to, '');
-	t.transactional := coalesce(create_template.transactional, false);
-	t.missing_field := coalesce(create_template.missing_field, 'empty');
-	t.description := nullif(create_template.description, '');
+	SELECT * INTO t FROM taskflow.template x
+	 WHERE x.template_id OPERATOR(pg_catalog.=) t.template_id FOR UPDATE;
+	t.name := coalesce(new_name, t.name);
+	t.subject := CASE WHEN _alter_template.subject IS NULL THEN t.subject
+					  ELSE nullif(_alter_template.subject, '') END;
+	t.body_text := coalesce(_alter_template.body_text, t.body_text);
+	t.body_html := CASE WHEN _alter_template.body_html IS NULL THEN t.body_html
+						ELSE nullif(_alter_template.body_html, '') END;
+	t.sender_name := CASE WHEN _alter_template.sender_name IS NULL THEN t.sender_name
+						  ELSE nullif(_alter_template.sender_name, '') END;
+	t.sender_address := CASE WHEN _alter_template.sender_address IS NULL THEN t.sender_address
+							 ELSE nullif(_alter_template.sender_address, '') END;
+	t.reply_to := CASE WHEN _alter_template.reply_to IS NULL THEN t.reply_to
+					   ELSE nullif(_alter_template.reply_to, '') END;
+	t.channel := coalesce(_alter_template.channel, t.channel);
+	t.transactional := coalesce(_alter_template.transactional, t.transactional);
+	t.missing_field := coalesce(_alter_template.missing_field, t.missing_field);
+	t.description := CASE WHEN _alter_template.description IS NULL THEN t.description
+						  ELSE nullif(_alter_template.description, '') END;
 	PERFORM taskflow._check_template(t);
-	IF EXISTS (SELECT FROM taskflow.template x WHERE x.name OPERATOR(pg_catalog.=) t.name) THEN
+	IF t.name OPERATOR(pg_catalog.<>) _alter_template.name
+	   AND EXISTS (SELECT FROM taskflow.template x WHERE x.name OPERATOR(pg_catalog.=) t.name) THEN
 		RAISE EXCEPTION 'template "%" already exists', t.name
-			USING ERRCODE = 'duplicate_object',
-				  HINT = 'Change it with taskflow.alter_template().';
+			USING ERRCODE = 'duplicate_object';
 	END IF;
-	INSERT INTO taskflow.template AS x
-		(name, channel, subject, body_text, body_html, sender_name, sender_address,
-		 reply_to, transactional, missing_field, description)
-	VALUES (t.name, t.channel, t.subject, t.body_text, t.body_html, t.sender_name,
-			t.sender_address, t.reply_to, t.transactional, t.missing_field, t.description)
-	RETURNING x.template_id INTO t.template_id;
-	RETURN t.template_id;
+	UPDATE taskflow.template AS x
+	   SET name = t.name, channel = t.channel, subject = t.subject, body_text = t.body_text,
+		   body_html = t.body_html, sender_name = t.sender_name,
+		   sender_address = t.sender_address, reply_to = t.reply_to,
+		   transactional = t.transactional, missing_field = t.missing_field,
+		   description = t.description, updated_at = pg_catalog.now()
+	 WHERE x.template_id OPERATOR(pg_catalog.=) t.template_id;
 END
 $$;
-COMMENT ON FUNCTION taskflow.create_template IS
-	'Creates a message template (validated: syntax, merge fields, headers, addresses); returns its id';
 
 -- Changes a template: NULL leaves a setting as it is, '' clears an optional
 -- text (body_html, sender_name, sender_address, reply_to, description).
@@ -396,78 +499,38 @@ CREATE FUNCTION taskflow.alter_template(name text,
 										description text DEFAULT NULL,
 										new_name text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t taskflow.template;
-BEGIN
-	SELECT * INTO t FROM taskflow.template x
-	 WHERE x.name OPERATOR(pg_catalog.=) alter_template.name FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'template "%" does not exist', alter_template.name
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	t.name := coalesce(new_name, t.name);
-	t.subject := CASE WHEN alter_template.subject IS NULL THEN t.subject
-					  ELSE nullif(alter_template.subject, '') END;
-	t.body_text := coalesce(alter_template.body_text, t.body_text);
-	t.body_html := CASE WHEN alter_template.body_html IS NULL THEN t.body_html
-						ELSE nullif(alter_template.body_html, '') END;
-	t.sender_name := CASE WHEN alter_template.sender_name IS NULL THEN t.sender_name
-						  ELSE nullif(alter_template.sender_name, '') END;
-	t.sender_address := CASE WHEN alter_template.sender_address IS NULL THEN t.sender_address
-							 ELSE nullif(alter_template.sender_address, '') END;
-	t.reply_to := CASE WHEN alter_template.reply_to IS NULL THEN t.reply_to
-					   ELSE nullif(alter_template.reply_to, '') END;
-	t.channel := coalesce(alter_template.channel, t.channel);
-	t.transactional := coalesce(alter_template.transactional, t.transactional);
-	t.missing_field := coalesce(alter_template.missing_field, t.missing_field);
-	t.description := CASE WHEN alter_template.description IS NULL THEN t.description
-						  ELSE nullif(alter_template.description, '') END;
-	PERFORM taskflow._check_template(t);
-	IF t.name OPERATOR(pg_catalog.<>) alter_template.name
-	   AND EXISTS (SELECT FROM taskflow.template x WHERE x.name OPERATOR(pg_catalog.=) t.name) THEN
-		RAISE EXCEPTION 'template "%" already exists', t.name
-			USING ERRCODE = 'duplicate_object';
-	END IF;
-	UPDATE taskflow.template AS x
-	   SET name = t.name, channel = t.channel, subject = t.subject, body_text = t.body_text,
-		   body_html = t.body_html, sender_name = t.sender_name,
-		   sender_address = t.sender_address, reply_to = t.reply_to,
-		   transactional = t.transactional, missing_field = t.missing_field,
-		   description = t.description, updated_at = pg_catalog.now()
-	 WHERE x.template_id OPERATOR(pg_catalog.=) t.template_id;
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_api_call';
 COMMENT ON FUNCTION taskflow.alter_template IS
 	'Changes a template; NULL leaves a setting as it is, '''' clears an optional text';
 
--- Drops a template, refused while something (a task) uses it.
-CREATE FUNCTION taskflow.drop_template(name text)
+-- drop_template, as the extension owner on behalf of caller; refused while
+-- something (a task) uses the template.
+CREATE FUNCTION taskflow._drop_template(caller regrole, name text)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	id integer;
+	id integer := (taskflow._template_for(caller, name, true)).template_id;
 	used_by text;
 BEGIN
-	SELECT x.template_id INTO id FROM taskflow.template x
-	 WHERE x.name OPERATOR(pg_catalog.=) drop_template.name FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'template "%" does not exist', drop_template.name
-			USING ERRCODE = 'undefined_object';
-	END IF;
+	PERFORM FROM taskflow.template x WHERE x.template_id OPERATOR(pg_catalog.=) id FOR UPDATE;
 	used_by := taskflow.template_used_by(id);
 	IF used_by IS NOT NULL THEN
-		RAISE EXCEPTION 'template "%" is used by %', drop_template.name, used_by
+		RAISE EXCEPTION 'template "%" is used by %', _drop_template.name, used_by
 			USING ERRCODE = 'dependent_objects_still_exist',
 				  HINT = 'Give the task another template, or drop the task, first.';
 	END IF;
 	DELETE FROM taskflow.template x WHERE x.template_id OPERATOR(pg_catalog.=) id;
 END
 $$;
+
+-- Drops a template (only its owning role and members of it may).
+CREATE FUNCTION taskflow.drop_template(name text)
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_api_call';
 COMMENT ON FUNCTION taskflow.drop_template(text) IS
 	'Drops a template unless a task uses it';
 
@@ -520,6 +583,10 @@ REVOKE ALL ON FUNCTION
 	taskflow._check_template_settings(taskflow.template),
 	taskflow._check_template(taskflow.template),
 	taskflow.template_used_by(integer),
+	taskflow._template_for(regrole, text, boolean),
+	taskflow._create_template(regrole, text, text, text, text, text, text, text, text, boolean, text, text),
+	taskflow._alter_template(regrole, text, text, text, text, text, text, text, text, boolean, text, text, text),
+	taskflow._drop_template(regrole, text),
 	taskflow.create_template(text, text, text, text, text, text, text, text, boolean, text, text),
 	taskflow.alter_template(text, text, text, text, text, text, text, text, boolean, text, text, text),
 	taskflow.drop_template(text),

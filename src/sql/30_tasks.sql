@@ -118,13 +118,14 @@ BEGIN
 	END IF;
 
 	IF template IS NOT NULL THEN
-		SELECT t.template_id INTO template_id
-		  FROM taskflow.template t WHERE t.name OPERATOR(pg_catalog.=) template;
+		PERFORM FROM taskflow.template t WHERE t.name OPERATOR(pg_catalog.=) template;
 		IF NOT FOUND THEN
 			RAISE EXCEPTION 'template "%" of task "%" does not exist', template, task_name
 				USING ERRCODE = 'undefined_object',
 					  HINT = 'Create it first with taskflow.create_template().';
 		END IF;
+		-- only a template of a role the caller belongs to
+		template_id := (taskflow._template_for(caller, template, false)).template_id;
 	END IF;
 
 	-- actions are compiled (and so checked) by the engine's own compiler,
