@@ -591,6 +591,34 @@ COMMENT ON FUNCTION taskflow.next_delivery_at(text, timestamptz) IS
 
 ------------------------------------------------------------------ operators
 
+-- Raises unless caller may cancel or retry a message: operators
+-- (taskflow_operator), and members of the role that owns the chain that
+-- wrote it; another application role may not touch its messages.
+CREATE FUNCTION taskflow._check_message_caller(caller regrole, o taskflow.outbox)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	chain_owner oid;
+BEGIN
+	IF pg_has_role(caller, 'taskflow_operator', 'USAGE') THEN
+		RETURN;
+	END IF;
+	SELECT c.owner INTO chain_owner FROM taskflow.chain c
+	 WHERE c.chain_id OPERATOR(pg_catalog.=) o.chain_id;
+	IF EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) chain_owner)
+	   AND pg_has_role(caller, chain_owner, 'USAGE') THEN
+		RETURN;
+	END IF;
+	RAISE EXCEPTION 'permission denied for message %', o.outbox_id
+		USING ERRCODE = 'insufficient_privilege',
+			  DETAIL = CASE WHEN chain_owner IS NULL THEN 'Its chain was dropped.'
+							ELSE format('Its chain belongs to role %s.', chain_owner::regrole) END,
+			  HINT = 'Operators (taskflow_operator) and members of the role that owns the chain may cancel or retry its messages.';
+END
+$$;
+
 -- Cancels a message that is not sent yet; returns false when it was
 -- already cancelled.  (Like the chain API, the public function is the C
 -- dispatcher, which calls this one as the extension owner with the
@@ -610,6 +638,12 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'message % does not exist', _cancel_message.outbox_id
 			USING ERRCODE = 'no_data_found';
+	END IF;
+	PERFORM taskflow._check_message_caller(caller, o);
+	IF as_of IS NULL OR NOT isfinite(as_of) THEN
+		RAISE EXCEPTION 'as_of cannot be %', coalesce(as_of::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Leave it out for taskflow.clock().';
 	END IF;
 	IF o.state OPERATOR(pg_catalog.=) 'cancelled' THEN
 		RETURN false;
@@ -662,6 +696,12 @@ BEGIN
 		RAISE EXCEPTION 'message % does not exist', _retry_message.outbox_id
 			USING ERRCODE = 'no_data_found';
 	END IF;
+	PERFORM taskflow._check_message_caller(caller, o);
+	IF as_of IS NULL OR NOT isfinite(as_of) THEN
+		RAISE EXCEPTION 'as_of cannot be %', coalesce(as_of::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Leave it out for taskflow.clock().';
+	END IF;
 	IF o.state OPERATOR(pg_catalog.=) 'pending' THEN
 		RETURN false;
 	END IF;
@@ -673,9 +713,6 @@ BEGIN
 		RAISE EXCEPTION 'message % was already sent', o.outbox_id
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'A sent message is not sent again.';
-	END IF;
-	IF as_of IS NULL THEN
-		RAISE EXCEPTION 'as_of cannot be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	UPDATE taskflow.outbox x
 	   SET state = 'pending', not_before = as_of, attempts = 0,
@@ -756,6 +793,7 @@ REVOKE ALL ON FUNCTION
 	taskflow.claim_messages(text, text, integer, interval, timestamptz),
 	taskflow.complete_messages(text, bigint[], text[], integer[], text[], text[], timestamptz),
 	taskflow.next_delivery_at(text, timestamptz),
+	taskflow._check_message_caller(regrole, taskflow.outbox),
 	taskflow._cancel_message(regrole, bigint, text, timestamptz),
 	taskflow.cancel_message(bigint, text, timestamptz),
 	taskflow._retry_message(regrole, bigint, timestamptz),
