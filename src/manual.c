@@ -239,7 +239,7 @@ DoGroups(ManualAction action, Oid caller, const char *actor, PendingRow *rows,
 /*
  * ManualRun is the body of process(), skip() and cancel(): arguments are
  * (task, member_ids or NULL for all pending, as_of); returns the number of
- * members handled.
+ * members handled.  It runs with search_path pinned (TaskflowPinSearchPath).
  */
 static Datum
 ManualRun(FunctionCallInfo fcinfo, ManualAction action)
@@ -252,6 +252,7 @@ ManualRun(FunctionCallInfo fcinfo, ManualAction action)
 	TaskflowSavedUser saved;
 	PendingRow *rows;
 	uint64		nrows;
+	int			path_level;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -264,6 +265,7 @@ ManualRun(FunctionCallInfo fcinfo, ManualAction action)
 				 errhint("Pass the instant the members were processed at, or leave the argument out for now().")));
 	as_of = PG_GETARG_TIMESTAMPTZ(2);
 	task_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	path_level = TaskflowPinSearchPath();
 	SPI_connect();
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	rows = LockPending(FindTask(task_name), all ? (Datum) 0 : PG_GETARG_DATUM(1),
@@ -275,6 +277,7 @@ ManualRun(FunctionCallInfo fcinfo, ManualAction action)
 	CheckNotBeforePending(task_name, rows, nrows, as_of);
 	DoGroups(action, caller, actor, rows, nrows, as_of);
 	SPI_finish();
+	TaskflowUnpinSearchPath(path_level);
 	PG_RETURN_INT64((int64) nrows);
 }
 

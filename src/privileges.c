@@ -31,6 +31,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -106,6 +107,35 @@ void
 TaskflowRestoreUser(const TaskflowSavedUser *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
+/*
+ * TaskflowPinSearchPath sets search_path to "pg_catalog, pg_temp" until
+ * TaskflowUnpinSearchPath (or the end of the (sub)transaction), and returns
+ * the nest level to unpin.  Entry points written in C call it first: the
+ * SQL they run before a chain's own settings are in force (finding and
+ * loading chains, locking pending members) names types and functions that
+ * a caller's search_path could otherwise resolve to look-alikes of its
+ * own, run with the extension owner's rights.
+ */
+int
+TaskflowPinSearchPath(void)
+{
+	int			nest_level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
+}
+
+/*
+ * TaskflowUnpinSearchPath restores the search_path TaskflowPinSearchPath
+ * replaced.
+ */
+void
+TaskflowUnpinSearchPath(int nest_level)
+{
+	AtEOXact_GUC(true, nest_level);
 }
 
 /*

@@ -17,5 +17,7 @@ extern Oid	TaskflowExtensionOwner(void);
 extern void TaskflowBecomeUser(Oid role, TaskflowSavedUser *saved);
 extern void TaskflowRestoreUser(const TaskflowSavedUser *saved);
 extern void TaskflowCheckCanUse(Oid caller, Oid owner, const char *what);
+extern int	TaskflowPinSearchPath(void);
+extern void TaskflowUnpinSearchPath(int nest_level);
 
 #endif							/* TASKFLOW_PRIVILEGES_H */
