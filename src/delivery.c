@@ -1174,6 +1174,13 @@ taskflow_delivery_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	/*
+	 * As autovacuum does: a search_path set for the database (by its owner,
+	 * who need not be a superuser) must not pick the objects this worker's
+	 * statements name, run with a superuser's rights.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("taskflow delivery");
 	am_delivery_worker = true;
 	snprintf(my_name, sizeof(my_name), "taskflow delivery %d (pid %d)", my_number, MyProcPid);
