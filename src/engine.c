@@ -281,8 +281,11 @@ RunSteps(TaskflowRun run, TaskflowCounts total)
 	int			i;
 
 	for (i = 0; i < run->chain->nsteps; i++)
+	{
+		TaskflowResetDueBatches(run);
 		if (!TaskflowRunBatches(run, TaskflowRunDueBatch, &run->chain->steps[i], total))
 			return false;
+	}
 	return true;
 }
 

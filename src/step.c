@@ -24,15 +24,38 @@
 #include "step.h"
 
 #define BOOKKEEPING_NARGS 9
+#define DUE_NARGS 11
 
+/*
+ * The next batch of members due at a step, locked, in (due_at, member_id)
+ * order after the run's last batch of this step ($10, $11): each batch
+ * starts where the previous one ended in chain_member_due_idx, instead of
+ * walking again past the index entries of the members already moved on in
+ * this transaction.  Returns the members to apply the step to, those who had
+ * it applied in their current iteration already (possible after the chain's
+ * steps were reordered), and the batch's last (due_at, member_id).
+ */
 static const char *due_sql =
-"SELECT pg_catalog.array_agg(d.member_id) FROM ("
-" SELECT cm.member_id FROM taskflow.chain_member cm"
+"WITH d AS MATERIALIZED ("
+" SELECT cm.member_id, cm.due_at, cm.iteration FROM taskflow.chain_member cm"
 "  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.step_id OPERATOR(pg_catalog.=) $3"
 "    AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.due_at OPERATOR(pg_catalog.<=) $2"
+"    AND (cm.due_at, cm.member_id) OPERATOR(pg_catalog.>) ($10::timestamptz, $11::int8)"
 "    AND (cm.checked_at IS NULL OR cm.checked_at OPERATOR(pg_catalog.<) $2)"
 "  ORDER BY cm.due_at, cm.member_id LIMIT $9"
-"  FOR UPDATE OF cm SKIP LOCKED) d";
+"  FOR UPDATE OF cm SKIP LOCKED)"
+"SELECT pg_catalog.array_agg(x.member_id) FILTER (WHERE NOT x.applied),"
+"       pg_catalog.array_agg(x.member_id) FILTER (WHERE x.applied),"
+"       (SELECT l.due_at FROM d l ORDER BY l.due_at DESC, l.member_id DESC LIMIT 1),"
+"       (SELECT l.member_id FROM d l ORDER BY l.due_at DESC, l.member_id DESC LIMIT 1)"
+"  FROM (SELECT d.member_id,"
+"               EXISTS (SELECT FROM taskflow.history h"
+"                        WHERE h.chain_id OPERATOR(pg_catalog.=) $1"
+"                          AND h.member_id OPERATOR(pg_catalog.=) d.member_id"
+"                          AND h.iteration OPERATOR(pg_catalog.=) d.iteration"
+"                          AND h.step_id OPERATOR(pg_catalog.=) $3"
+"                          AND h.event OPERATOR(pg_catalog.=) 'applied') AS applied"
+"          FROM d) x";
 
 static const char *enter_sql =
 "WITH e AS ("
@@ -74,17 +97,6 @@ static const char *leave_sql_format =
 "                              iteration, event, at, actor, detail)"
 "SELECT $1, $5, l.member_id, $3, $6, l.iteration, '%s', $2, $7,"
 "       pg_catalog.jsonb_build_object('reason', $8) FROM l";
-
-/* members of $4 who had this step applied in their current iteration */
-static const char *already_applied_sql =
-"SELECT pg_catalog.array_agg(cm.member_id) FROM taskflow.chain_member cm"
-" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)"
-"   AND EXISTS (SELECT FROM taskflow.history h"
-"                WHERE h.chain_id OPERATOR(pg_catalog.=) $1"
-"                  AND h.member_id OPERATOR(pg_catalog.=) cm.member_id"
-"                  AND h.iteration OPERATOR(pg_catalog.=) cm.iteration"
-"                  AND h.step_id OPERATOR(pg_catalog.=) $3"
-"                  AND h.event OPERATOR(pg_catalog.=) 'applied')";
 
 /* $8 is the reason */
 static const char *skipped_sql =
@@ -346,66 +358,71 @@ TaskflowEnterMembers(TaskflowRun run, MemberSet ids)
 }
 
 /*
- * SkipAlreadyApplied moves on, without applying the step again, the members
- * of ids who had it applied in their current iteration (possible after the
+ * SkipAlreadyApplied moves on, without applying the step again, members
+ * who had it applied in their current iteration (possible after the
  * chain's steps were reordered: the step they reach next may be one they
- * already had); returns the others.
+ * already had).
  */
-static MemberSet
-SkipAlreadyApplied(TaskflowRun run, TaskflowStep step, MemberSet ids)
+static void
+SkipAlreadyApplied(TaskflowRun run, TaskflowStep step, MemberSet already)
 {
-	Oid			types[BOOKKEEPING_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
-		INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
-	Datum		values[BOOKKEEPING_NARGS];
-	char		nulls[BOOKKEEPING_NARGS] = "    nnnnn";
-	TaskflowSavedUser saved;
-	MemberSet	already;
-
-	values[0] = Int32GetDatum(run->chain->chain_id);
-	values[1] = TimestampTzGetDatum(run->as_of);
-	values[2] = Int32GetDatum(step->step_id);
-	values[3] = MemberSetToDatum(ids);
-	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	already = TaskflowQueryMembers(already_applied_sql, BOOKKEEPING_NARGS, types,
-								   values, nulls);
-	TaskflowRestoreUser(&saved);
 	if (already->count == 0)
-		return ids;
+		return;
 	TaskflowBookkeeping(run, step, already, skipped_sql,
 				"already applied in this iteration (the chain's steps were reordered)", 0);
 	Advance(run, step, already);
-	return MemberSetMinus(ids, already);
 }
 
 /*
- * TaskflowRunDueBatch takes one batch of members due at a step (locking
- * them, skipping any an operator holds), re-checks the task's criteria, and
- * applies the step; returns how many members it took.
+ * TaskflowRunDueBatch takes the next batch of members due at a step
+ * (locking them, skipping any an operator holds), re-checks the task's
+ * criteria, and applies the step; returns how many members it took.
+ * run->due_after_at / due_after_id hold where the previous batch of this
+ * step ended (TaskflowResetDueBatches before a step's first batch).
  */
 int64
 TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 {
-	MemberSet	due;
 	MemberSet	candidates;
+	MemberSet	already;
 	MemberSet	matched;
 	MemberSet	mismatched;
 	TaskflowSavedUser saved;
-	Oid			types[BOOKKEEPING_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
-		INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
-	Datum		values[BOOKKEEPING_NARGS];
-	char		nulls[BOOKKEEPING_NARGS] = "   nnnnn ";
+	Oid			types[DUE_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
+		INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+		TIMESTAMPTZOID, INT8OID};
+	Datum		values[DUE_NARGS];
+	char		nulls[DUE_NARGS] = "   nnnnn   ";
+	HeapTuple	row;
+	TupleDesc	desc;
+	Datum		d;
+	bool		isnull;
 
 	values[0] = Int32GetDatum(run->chain->chain_id);
 	values[1] = TimestampTzGetDatum(run->as_of);
 	values[2] = Int32GetDatum(step->step_id);
 	values[8] = Int32GetDatum(taskflow_batch_size);
+	values[9] = TimestampTzGetDatum(run->due_after_at);
+	values[10] = Int64GetDatum(run->due_after_id);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	due = TaskflowQueryMembers(due_sql, BOOKKEEPING_NARGS, types, values, nulls);
+	TaskflowExec(due_sql, DUE_NARGS, types, values, nulls);
 	TaskflowRestoreUser(&saved);
-	if (due->count == 0)
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	d = SPI_getbinval(row, desc, 1, &isnull);
+	candidates = MemberSetFromDatum(d, isnull);
+	d = SPI_getbinval(row, desc, 2, &isnull);
+	already = MemberSetFromDatum(d, isnull);
+	if (candidates->count + already->count == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
 		return 0;
+	}
+	run->due_after_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
+	run->due_after_id = DatumGetInt64(SPI_getbinval(row, desc, 4, &isnull));
+	SPI_freetuptable(SPI_tuptable);
 
-	candidates = SkipAlreadyApplied(run, step, due);
+	SkipAlreadyApplied(run, step, already);
 	matched = TaskflowMatching(run, step->criteria_sql, candidates);
 	mismatched = MemberSetMinus(candidates, matched);
 	if (step->leave_on_mismatch)
@@ -415,5 +432,16 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	else if (mismatched->count > 0)
 		TaskflowBookkeeping(run, step, mismatched, checked_sql, NULL, 0);
 	TaskflowHandleMatched(run, step, matched);
-	return due->count;
+	return candidates->count + already->count;
+}
+
+/*
+ * TaskflowResetDueBatches makes the next TaskflowRunDueBatch start from a
+ * step's first due member.
+ */
+void
+TaskflowResetDueBatches(TaskflowRun run)
+{
+	run->due_after_at = DT_NOBEGIN;
+	run->due_after_id = PG_INT64_MIN;
 }

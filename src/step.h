@@ -17,11 +17,14 @@ typedef struct TaskflowRunData
 	const char *actor;			/* "taskflow", or the operator's role name */
 	TaskflowCountsData counts;	/* of the batch in progress */
 	int64		entry_after;	/* entry batches: last member id entered */
+	TimestampTz due_after_at;	/* due batches of a step: the last one's */
+	int64		due_after_id;	/* (due_at, member_id) */
 } TaskflowRunData;
 
 typedef TaskflowRunData *TaskflowRun;
 
 extern int64 TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step);
+extern void TaskflowResetDueBatches(TaskflowRun run);
 extern uint64 TaskflowBookkeeping(TaskflowRun run, TaskflowStep step,
 								  MemberSet ids, const char *sql,
 								  const char *text8, int int9);

@@ -89,7 +89,9 @@ CREATE TABLE taskflow.chain_member (
 );
 COMMENT ON TABLE taskflow.chain_member IS
 	'Per member and chain: current step, state (waiting, pending, done, left), due time, iteration';
-CREATE INDEX chain_member_due_idx ON taskflow.chain_member (chain_id, step_id, due_at)
+-- the engine's due batches: in (due_at, member_id) order, each batch
+-- starting after the previous one's last entry
+CREATE INDEX chain_member_due_idx ON taskflow.chain_member (chain_id, step_id, due_at, member_id)
 	WHERE state OPERATOR(pg_catalog.=) 'waiting';
 CREATE INDEX chain_member_next_due_idx ON taskflow.chain_member (due_at)
 	WHERE state OPERATOR(pg_catalog.=) 'waiting';
