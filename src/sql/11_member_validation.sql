@@ -117,7 +117,11 @@ EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
 END
 $$;
 
--- Validates and normalises a member row before it is written.
+-- Validates and normalises a member row before it is written: on INSERT
+-- every column, on UPDATE the columns whose value changes — the e-mail
+-- address, each custom property (check_property_value), the tags (trimmed,
+-- unique, sorted; no empty, over-long or control characters).  In C
+-- (src/member_write.c): it runs for every member an engine step changes.
 --
 -- Like CREATE FUNCTION, it skips its checks while check_function_bodies is
 -- off: pg_dump sets that while restoring, and restores the data of
@@ -126,51 +130,8 @@ $$;
 -- were first written.
 CREATE FUNCTION taskflow.member_before_write()
 RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	prop record;
-	bad_tag text;
-	label text := coalesce(quote_literal(NEW.external_id), NEW.member_id::text);
-BEGIN
-	IF NOT current_setting('check_function_bodies')::boolean THEN
-		RETURN NEW;
-	END IF;
-	IF NEW.email IS NOT NULL AND NOT taskflow.is_valid_email(NEW.email) THEN
-		RAISE EXCEPTION 'invalid e-mail address % for member %', to_json(NEW.email), label
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Give an address like name@example.jp, without spaces or line breaks.';
-	END IF;
-
-	IF jsonb_typeof(NEW.properties) OPERATOR(pg_catalog.<>) 'object' THEN
-		RAISE EXCEPTION 'properties of member % must be a JSON object, not %',
-			label, jsonb_typeof(NEW.properties)
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	FOR prop IN SELECT key, value FROM jsonb_each(NEW.properties) LOOP
-		PERFORM taskflow.check_property_value(prop.key, prop.value, label);
-	END LOOP;
-
-	-- tags: trimmed, unique, sorted; no empty, over-long or control characters
-	SELECT t INTO bad_tag FROM unnest(NEW.tags) t
-	 WHERE t IS NULL OR btrim(t) OPERATOR(pg_catalog.=) ''
-		OR length(t) OPERATOR(pg_catalog.>) 100
-		OR t OPERATOR(pg_catalog.~) '[[:cntrl:]]'
-	 LIMIT 1;
-	IF FOUND THEN
-		RAISE EXCEPTION 'invalid tag % for member %',
-			coalesce(to_json(left(bad_tag, 20) OPERATOR(pg_catalog.||)
-							 CASE WHEN length(bad_tag) OPERATOR(pg_catalog.>) 20 THEN '…' ELSE '' END)::text,
-					 'NULL'),
-			label
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'A tag is 1 to 100 characters without control characters.';
-	END IF;
-	NEW.tags := ARRAY(SELECT DISTINCT btrim(t) FROM unnest(NEW.tags) t ORDER BY 1);
-	RETURN NEW;
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_member_before_write';
 
 CREATE TRIGGER member_before_insert
 	BEFORE INSERT ON taskflow.member
