@@ -1,36 +1,51 @@
 -- taskflow install script, part 43: unsubscribe tokens for the
 -- List-Unsubscribe link ({{token}} in a channel's unsubscribe_url).
 --
--- A token is a keyed SHA-256 of the member id with a random secret made at
--- install time and readable only by the extension owner, so a link cannot
+-- A token is a keyed SHA-256 of the member id with a random secret made on
+-- first use and readable only by the extension owner, so a link cannot
 -- be forged for another member.  The application's unsubscribe endpoint
 -- checks it with taskflow.unsubscribe_with_token().
 
 CREATE TABLE taskflow.unsubscribe_secret (
+	id			boolean PRIMARY KEY DEFAULT true CHECK (id),	/* one row */
 	secret		text NOT NULL,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE taskflow.unsubscribe_secret IS
-	'The key of unsubscribe tokens (one row; rotate with taskflow.rotate_unsubscribe_secret())';
-INSERT INTO taskflow.unsubscribe_secret (secret)
-VALUES (pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
-	pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid()::text
-	OPERATOR(pg_catalog.||) pg_catalog.clock_timestamp()::text, 'UTF8')), 'hex'));
--- dumped so links already sent still work after a restore
+	'The key of unsubscribe tokens (one row, made on first use; rotate with taskflow.rotate_unsubscribe_secret())';
+-- dumped so links already sent still work after a restore; the row is made
+-- on first use, not by CREATE EXTENSION, so a restore brings back the old one
 SELECT pg_catalog.pg_extension_config_dump('taskflow.unsubscribe_secret', '');
 REVOKE ALL ON taskflow.unsubscribe_secret FROM PUBLIC;
+
+-- A new random secret.
+CREATE FUNCTION taskflow._new_unsubscribe_secret()
+RETURNS text
+LANGUAGE sql VOLATILE
+RETURN pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+	pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid()::text
+	OPERATOR(pg_catalog.||) pg_catalog.clock_timestamp()::text, 'UTF8')), 'hex');
 
 -- The unsubscribe token of a member.
 CREATE FUNCTION taskflow.unsubscribe_token(member_id bigint)
 RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-	SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
-			   s.secret OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) unsubscribe_token.member_id::text,
-			   'UTF8')), 'hex')
-	  FROM taskflow.unsubscribe_secret s LIMIT 1;
-END;
+AS $$
+DECLARE
+	key text;
+BEGIN
+	SELECT s.secret INTO key FROM taskflow.unsubscribe_secret s;
+	IF NOT FOUND THEN
+		INSERT INTO taskflow.unsubscribe_secret AS s (secret)
+		VALUES (taskflow._new_unsubscribe_secret())
+		ON CONFLICT (id) DO NOTHING;
+		SELECT s.secret INTO key FROM taskflow.unsubscribe_secret s;
+	END IF;
+	RETURN encode(sha256(convert_to(key OPERATOR(pg_catalog.||) ':'
+									OPERATOR(pg_catalog.||) unsubscribe_token.member_id::text, 'UTF8')), 'hex');
+END
+$$;
 COMMENT ON FUNCTION taskflow.unsubscribe_token(bigint) IS
 	'The token that proves an unsubscribe link was sent to this member';
 
@@ -58,14 +73,11 @@ RETURNS void
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	UPDATE taskflow.unsubscribe_secret
-	   SET secret = pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
-			   pg_catalog.gen_random_uuid()::text OPERATOR(pg_catalog.||) pg_catalog.clock_timestamp()::text,
-			   'UTF8')), 'hex'),
-		   created_at = pg_catalog.now();
+	INSERT INTO taskflow.unsubscribe_secret AS s (secret) VALUES (taskflow._new_unsubscribe_secret())
+	ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret, created_at = pg_catalog.now();
 END;
 
-REVOKE ALL ON FUNCTION taskflow.unsubscribe_token(bigint),
+REVOKE ALL ON FUNCTION taskflow._new_unsubscribe_secret(), taskflow.unsubscribe_token(bigint),
 	taskflow.unsubscribe_with_token(bigint, text, text),
 	taskflow.rotate_unsubscribe_secret() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION taskflow.unsubscribe_token(bigint),
