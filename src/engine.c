@@ -439,13 +439,16 @@ TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
 /*
  * taskflow.run(as_of, chain) — runs everything due as of an instant and
  * returns, per chain, how many members entered, had a step applied, became
- * pending, left, and how many batches failed.
+ * pending, left, and how many batches failed.  Runs with search_path pinned
+ * (TaskflowPinSearchPath): the statements that find, lock and load chains
+ * run before a chain's own settings are in force.
  */
 Datum
 taskflow_run(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz as_of;
+	int			path_level;
 
 	/* an instant that is NULL is a caller's bug: never guess it */
 	if (PG_ARGISNULL(0))
@@ -455,11 +458,13 @@ taskflow_run(PG_FUNCTION_ARGS)
 				 errhint("Pass the instant to run as, or leave the argument out to run as of now().")));
 	as_of = PG_GETARG_TIMESTAMPTZ(0);
 	InitMaterializedSRF(fcinfo, 0);
+	path_level = TaskflowPinSearchPath();
 	SPI_connect();
 	if (!PG_ARGISNULL(1))
 		TaskflowCheckRunnable(GetUserId(), TextDatumGetCString(PG_GETARG_DATUM(1)));
 	TaskflowRunAll(GetUserId(), PG_ARGISNULL(1) ? NULL : TextDatumGetCString(PG_GETARG_DATUM(1)),
 				   as_of, rsinfo->setResult, rsinfo->setDesc);
 	SPI_finish();
+	TaskflowUnpinSearchPath(path_level);
 	return (Datum) 0;
 }
