@@ -115,13 +115,20 @@ static const char *history_sql =
 "  FROM taskflow.chain_member cm"
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)";
 
-/* the chain's time zone (quiet hours) and test flag go with each message */
+/*
+ * The chain's time zone (quiet hours) and test flag go with each message.
+ * _render_message() is inlined: each of the three columns is one
+ * render_member() call.
+ */
 static const char *outbox_sql =
 "INSERT INTO taskflow.outbox (chain_id, step_id, member_id, iteration, template_id, channel,"
 "       recipient, sender_name, sender_address, reply_to, subject, body_text, body_html,"
 "       transactional, state, state_reason, created_at, not_before, time_zone, is_test)"
 "SELECT $1, $3, m.member_id, cm.iteration, t.template_id, t.channel, m.email,"
-"       t.sender_name, t.sender_address, t.reply_to, r.subject, r.body_text, r.body_html,"
+"       t.sender_name, t.sender_address, t.reply_to,"
+"       (taskflow._render_message(t, m, ch.kind)).subject,"
+"       (taskflow._render_message(t, m, ch.kind)).body_text,"
+"       (taskflow._render_message(t, m, ch.kind)).body_html,"
 "       t.transactional,"
 "       CASE WHEN m.email IS NULL AND ch.kind OPERATOR(pg_catalog.=) 'smtp' THEN 'cancelled'"
 "            WHEN m.unsubscribed_at IS NOT NULL AND NOT t.transactional THEN 'cancelled'"
@@ -137,7 +144,6 @@ static const char *outbox_sql =
 "  JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) $1"
 "  JOIN taskflow.template t ON t.template_id OPERATOR(pg_catalog.=) $9"
 "  JOIN taskflow.channel ch ON ch.name OPERATOR(pg_catalog.=) t.channel"
-"  CROSS JOIN LATERAL taskflow.render_message(t, m) r"
 " WHERE m.member_id OPERATOR(pg_catalog.=) ANY ($4)"
 " ORDER BY m.member_id";
 

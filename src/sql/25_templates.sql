@@ -119,29 +119,38 @@ AS 'MODULE_PATHNAME', 'taskflow_render_member';
 COMMENT ON FUNCTION taskflow.render_member(text, taskflow.member, text, boolean, text) IS
 	'Renders one part (subject, text, html or json) of a template for a member row';
 
--- The subject and bodies of template t for member m.  The text body of a
--- template for a webhook channel ('webhook', or any channel of kind
--- webhook) is its request body, usually JSON: values are escaped as
--- JSON-string content there, so no value can break out of its string.
--- A plain SQL function
+-- The subject and bodies of template t for member m, for a channel of the
+-- given kind.  The text body of a template for a webhook channel is its
+-- request body, usually JSON: values are escaped as JSON-string content
+-- there, so no value can break out of its string.  A plain SQL function
 -- so the planner inlines it: in "SELECT (taskflow.render_message(t, m)).*"
 -- each output column becomes one render_member() call, and no row is
 -- converted to jsonb.  It has no SET search_path because that would stop
 -- the inlining; the body is parsed when created (SQL-standard body) and
 -- every name in it is qualified, so the caller's search_path cannot matter.
-CREATE FUNCTION taskflow.render_message(t taskflow.template, m taskflow.member)
+-- The engine, which joins the channel row anyway, passes its kind (a
+-- channel_kind() call per row was PL/pgSQL, the outbox INSERT's biggest
+-- cost after the rows themselves).
+CREATE FUNCTION taskflow._render_message(t taskflow.template, m taskflow.member, kind text)
 RETURNS taskflow.rendered_message
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN ROW(
 	taskflow.render_member(t.subject, m, 'subject',
 						   t.missing_field OPERATOR(pg_catalog.=) 'refuse', t.name),
 	taskflow.render_member(t.body_text, m,
-						   CASE WHEN taskflow.channel_kind(t.channel) OPERATOR(pg_catalog.=) 'webhook'
+						   CASE WHEN kind OPERATOR(pg_catalog.=) 'webhook'
 								THEN 'json' ELSE 'text' END,
 						   t.missing_field OPERATOR(pg_catalog.=) 'refuse', t.name),
 	taskflow.render_member(t.body_html, m, 'html',
 						   t.missing_field OPERATOR(pg_catalog.=) 'refuse', t.name)
 )::taskflow.rendered_message;
+
+-- The subject and bodies of template t for member m ('webhook', or any
+-- channel of kind webhook, gets a JSON-escaped text body).
+CREATE FUNCTION taskflow.render_message(t taskflow.template, m taskflow.member)
+RETURNS taskflow.rendered_message
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN taskflow._render_message(t, m, taskflow.channel_kind(t.channel));
 COMMENT ON FUNCTION taskflow.render_message(taskflow.template, taskflow.member) IS
 	'Subject, text body and HTML body of a template rendered for a member';
 
