@@ -35,10 +35,21 @@
 
 PG_FUNCTION_INFO_V1(taskflow_run);
 
+/*
+ * $2: the scheduler is asking, which retries a chain that failed only 10
+ * seconds after the failure ($3 is the run's instant; next_wakeup() wakes
+ * it then), not at every wake-up in between: others' changes wake it all
+ * the time, and a failing chain would be retried at once and paused after
+ * pause_after_failures wake-ups instead of as many 10-second retries.
+ */
 static const char *chains_sql =
 "SELECT c.chain_id, c.name, c.owner::oid FROM taskflow.chain c"
 " WHERE c.enabled AND c.paused_reason IS NULL"
 "   AND ($1::text IS NULL OR c.name OPERATOR(pg_catalog.=) $1)"
+"   AND (NOT $2 OR c.consecutive_failures OPERATOR(pg_catalog.=) 0"
+"        OR c.last_error_at IS NULL"
+"        OR c.last_error_at OPERATOR(pg_catalog.<=)"
+"           ($3 OPERATOR(pg_catalog.-) interval '10 seconds'))"
 " ORDER BY c.chain_id";
 
 static const char *named_chain_sql =
@@ -396,17 +407,19 @@ void
 TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
 			   Tuplestorestate *result, TupleDesc desc)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
-	char		nulls[1] = {chain_name ? ' ' : 'n'};
+	Oid			types[3] = {TEXTOID, BOOLOID, TIMESTAMPTZOID};
+	Datum		args[3];
+	char		nulls[3] = {chain_name ? ' ' : 'n', ' ', ' '};
 	TaskflowSavedUser saved;
 	SPITupleTable *chains;
 	uint64		nchains;
 	uint64		i;
 
 	args[0] = chain_name ? CStringGetTextDatum(chain_name) : (Datum) 0;
+	args[1] = BoolGetDatum(taskflow_in_worker);
+	args[2] = TimestampTzGetDatum(as_of);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(chains_sql, 1, types, args, nulls);
+	TaskflowExec(chains_sql, 3, types, args, nulls);
 	TaskflowRestoreUser(&saved);
 	chains = SPI_tuptable;
 	nchains = SPI_processed;
