@@ -110,6 +110,22 @@ ExtensionMissing(void)
 }
 
 /*
+ * StillInstalled says, after a failed run, whether taskflow is still
+ * installed here: a run that began before a DROP EXTENSION committed fails
+ * on the dropped tables, and the scheduler should then simply exit.
+ */
+static bool
+StillInstalled(void)
+{
+	bool		installed;
+
+	StartTransactionCommand();
+	installed = !ExtensionMissing();
+	CommitTransactionCommand();
+	return installed;
+}
+
+/*
  * RunEngine runs the engine once as of now, in the current transaction,
  * and reads when it next has something to do.
  */
@@ -222,9 +238,13 @@ RunOnce(TimestampTz *next_wakeup)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		ereport(LOG,
-				(errmsg("taskflow scheduler: run failed: %s", edata->message)));
-		RecordError(edata->message);
+		installed = StillInstalled();
+		if (installed)
+		{
+			ereport(LOG,
+					(errmsg("taskflow scheduler: run failed: %s", edata->message)));
+			RecordError(edata->message);
+		}
 		FreeErrorData(edata);
 		*next_wakeup = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
 	}
