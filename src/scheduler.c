@@ -317,6 +317,25 @@ StopIfNotServed(const char *dbname)
 }
 
 /*
+ * StopIfDropped exits cleanly when a DROP EXTENSION taskflow (or DROP
+ * DATABASE) waits for this scheduler to go, before it starts a run that
+ * would block the drop; the launcher starts it again if the drop fails.
+ */
+static void
+StopIfDropped(void)
+{
+	bool		dropping;
+
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	dropping = my_slot->drop_requested_at != 0;
+	if (dropping)
+		my_slot->started_at = 0;	/* a clean exit: restart at once when asked */
+	LWLockRelease(taskflow_shared->lock);
+	if (dropping)
+		proc_exit(0);
+}
+
+/*
  * taskflow_scheduler_main is a database scheduler's main loop.
  */
 void
@@ -345,6 +364,7 @@ taskflow_scheduler_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		StopIfNotServed(dbname);
+		StopIfDropped();
 		if (!RunOnce(&next_wakeup))
 		{
 			MarkNoExtension();

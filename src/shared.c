@@ -141,8 +141,9 @@ TaskflowWakeLauncher(Oid rescan_db)
 }
 
 /*
- * TaskflowDropFailed undoes what a DROP DATABASE that failed asked for: the
- * launcher may start the database's workers again, and is woken to do so.
+ * TaskflowDropFailed undoes what a DROP DATABASE or DROP EXTENSION that
+ * failed asked for: the launcher may start the database's workers again,
+ * and is woken to do so.
  */
 void
 TaskflowDropFailed(Oid dboid)
@@ -157,4 +158,27 @@ TaskflowDropFailed(Oid dboid)
 		slot->drop_requested_at = 0;
 	LWLockRelease(taskflow_shared->lock);
 	TaskflowWakeLauncher(InvalidOid);
+}
+
+/*
+ * TaskflowExtensionDropped records, once DROP EXTENSION taskflow has
+ * committed, that the database has no taskflow: its workers, stopped for
+ * the drop, are started again only when CREATE EXTENSION wakes the launcher.
+ */
+void
+TaskflowExtensionDropped(Oid dboid)
+{
+	TaskflowDbSlot slot;
+
+	if (taskflow_shared == NULL)
+		return;
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	slot = TaskflowSlotFor(dboid, false);
+	if (slot)
+	{
+		slot->no_extension = true;
+		slot->drop_requested_at = 0;
+		slot->started_at = 0;
+	}
+	LWLockRelease(taskflow_shared->lock);
 }

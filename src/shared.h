@@ -21,7 +21,7 @@ typedef struct TaskflowDbSlotData
 	Latch	   *latch;			/* scheduler's latch, to wake it */
 	bool		no_extension;	/* taskflow is not installed there */
 	bool		extension_created;	/* CREATE EXTENSION since: forget that */
-	TimestampTz drop_requested_at;	/* DROP DATABASE wants it gone (0: no) */
+	TimestampTz drop_requested_at;	/* a DROP wants it gone (0: no) */
 	TimestampTz started_at;
 	TimestampTz last_run_at;
 	TimestampTz next_wakeup_at;
@@ -57,5 +57,6 @@ extern TaskflowDbSlot TaskflowSlotFor(Oid dboid, bool create);
 extern void TaskflowWakeScheduler(Oid dboid);
 extern void TaskflowWakeLauncher(Oid rescan_db);
 extern void TaskflowDropFailed(Oid dboid);
+extern void TaskflowExtensionDropped(Oid dboid);
 
 #endif							/* TASKFLOW_SHARED_H */

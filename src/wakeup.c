@@ -7,8 +7,9 @@
  * functions ask for a wake-up; it is delivered when the transaction
  * commits (never for a rolled-back change), by setting the database's
  * scheduler latch.  CREATE EXTENSION and CREATE DATABASE wake the launcher;
- * DROP DATABASE first stops the database's scheduler and delivery workers,
- * so they never block the drop.
+ * DROP DATABASE and DROP EXTENSION taskflow first stop the database's
+ * scheduler and delivery workers, so they never block the drop (nor
+ * deadlock with it).
  */
 #include "postgres.h"
 
@@ -33,7 +34,8 @@ PG_FUNCTION_INFO_V1(taskflow_wake_launcher);
 static bool wake_scheduler = false;
 static bool wake_launcher = false;
 static bool rescan_databases = false;
-static Oid	dropping_db = InvalidOid;	/* DROP DATABASE stopped its workers */
+static Oid	dropping_db = InvalidOid;	/* a DROP stopped its workers */
+static bool dropping_extension = false; /* DROP EXTENSION taskflow here */
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /*
@@ -45,6 +47,8 @@ WakeXactCallback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT)
 	{
+		if (dropping_extension)
+			TaskflowExtensionDropped(MyDatabaseId);
 		if (wake_scheduler)
 			TaskflowWakeScheduler(MyDatabaseId);
 		if (wake_launcher)
@@ -52,13 +56,14 @@ WakeXactCallback(XactEvent event, void *arg)
 		if (rescan_databases)
 			TaskflowWakeLauncher(InvalidOid);
 	}
-	/* the DROP DATABASE failed: its workers may run again */
+	/* the DROP DATABASE or DROP EXTENSION failed: the workers may run again */
 	if (event == XACT_EVENT_ABORT && OidIsValid(dropping_db))
 		TaskflowDropFailed(dropping_db);
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
 		wake_scheduler = wake_launcher = rescan_databases = false;
+		dropping_extension = false;
 		dropping_db = InvalidOid;
 	}
 }
@@ -98,16 +103,43 @@ taskflow_wake_launcher(PG_FUNCTION_ARGS)
 }
 
 /*
- * StopSchedulerForDrop stops the scheduler of a database about to be
- * dropped and waits (up to 5 s) for it to exit, so it never blocks the drop.
+ * WaitForExit waits up to 5 s for the scheduler pid to leave its slot; false
+ * if it is still there.
+ */
+static bool
+WaitForExit(TaskflowDbSlot slot, pid_t pid)
+{
+	int			i;
+
+	for (i = 0; i < 500; i++)
+	{
+		bool		gone;
+
+		LWLockAcquire(taskflow_shared->lock, LW_SHARED);
+		gone = (slot->pid != pid);
+		LWLockRelease(taskflow_shared->lock);
+		if (gone)
+			return true;
+		pg_usleep(10000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return false;
+}
+
+/*
+ * StopSchedulerForDrop stops the scheduler and delivery workers of a
+ * database about to be dropped, or whose taskflow is about to be dropped,
+ * and waits (up to 5 s) for the scheduler to exit, so it never blocks the
+ * drop (nor, holding a run's locks, deadlocks with it); they are not
+ * started again until the drop fails.  Gently (DROP EXTENSION): the
+ * scheduler is woken and exits cleanly once its run is over, and is only
+ * terminated if the run takes longer than 5 s.
  */
 static void
-StopSchedulerForDrop(const char *dbname)
+StopSchedulerForDrop(Oid dboid, bool gently)
 {
-	Oid			dboid = get_database_oid(dbname, true);
 	TaskflowDbSlot slot;
 	pid_t		pid = 0;
-	int			i;
 
 	if (!OidIsValid(dboid) || taskflow_shared == NULL)
 		return;
@@ -118,24 +150,17 @@ StopSchedulerForDrop(const char *dbname)
 		slot->drop_requested_at = GetCurrentTimestamp();
 		pid = slot->pid;
 		dropping_db = dboid;
+		if (pid != 0 && gently && slot->latch)
+			SetLatch(slot->latch);
 	}
 	LWLockRelease(taskflow_shared->lock);
 	TaskflowStopDeliveryWorkers(dboid);
 	if (pid == 0)
 		return;
+	if (gently && WaitForExit(slot, pid))
+		return;
 	kill(pid, SIGTERM);
-	for (i = 0; i < 500; i++)
-	{
-		bool		gone;
-
-		LWLockAcquire(taskflow_shared->lock, LW_SHARED);
-		gone = (slot->pid != pid);
-		LWLockRelease(taskflow_shared->lock);
-		if (gone)
-			break;
-		pg_usleep(10000L);
-		CHECK_FOR_INTERRUPTS();
-	}
+	(void) WaitForExit(slot, pid);
 }
 
 /*
@@ -168,9 +193,13 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *parsetree = pstmt->utilityStmt;
 
 	if (IsA(parsetree, DropdbStmt))
-		StopSchedulerForDrop(((DropdbStmt *) parsetree)->dbname);
+		StopSchedulerForDrop(get_database_oid(((DropdbStmt *) parsetree)->dbname, true),
+							 false);
 	if (DropsTaskflow(parsetree))
 	{
+		/* a run's locks would block the drop, or deadlock with it */
+		StopSchedulerForDrop(MyDatabaseId, true);
+		dropping_extension = true;
 		wake_scheduler = true;
 		TaskflowWakeDeliveryAtCommit();
 	}
