@@ -348,6 +348,13 @@ taskflow_scheduler_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	/*
+	 * As autovacuum does: a search_path set for the database (by its owner,
+	 * who need not be a superuser) must not pick the types and aggregates
+	 * this worker's statements name (sum, ::int8 ...), run as superuser.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("taskflow scheduler");
 	taskflow_in_worker = true;
 	ClaimSlot(dboid);
