@@ -84,8 +84,13 @@ TaskflowExtensionOwner(void)
 
 /*
  * TaskflowBecomeUser runs what follows as role, inside a security-restricted
- * operation (no SET ROLE, no temporary tables, no WITH HOLD cursors), until
- * TaskflowRestoreUser; an error restores the user with the (sub)transaction.
+ * operation (no SET ROLE, no temporary tables, no WITH HOLD cursors), with
+ * search_path pinned to "pg_catalog, pg_temp" (TaskflowPinSearchPath), until
+ * TaskflowRestoreUser; an error restores both with the (sub)transaction.
+ * Whatever runs as another role — the extension owner above all — so never
+ * resolves a name through the caller's search_path, where the caller (or a
+ * database owner's ALTER DATABASE ... SET search_path) may have planted a
+ * look-alike.  Code that needs another path sets it after this.
  */
 void
 TaskflowBecomeUser(Oid role, TaskflowSavedUser *saved)
@@ -95,18 +100,21 @@ TaskflowBecomeUser(Oid role, TaskflowSavedUser *saved)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("role with OID %u does not exist", role)));
 	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	saved->path_level = TaskflowPinSearchPath();
 	SetUserIdAndSecContext(role, saved->sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 }
 
 /*
- * TaskflowRestoreUser goes back to the user TaskflowBecomeUser saved.
+ * TaskflowRestoreUser goes back to the user (and search_path)
+ * TaskflowBecomeUser saved.
  */
 void
 TaskflowRestoreUser(const TaskflowSavedUser *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+	TaskflowUnpinSearchPath(saved->path_level);
 }
 
 /*

@@ -11,6 +11,7 @@ typedef struct TaskflowSavedUser
 {
 	Oid			userid;
 	int			sec_context;
+	int			path_level;		/* GUC nest level of the pinned search_path */
 } TaskflowSavedUser;
 
 extern Oid	TaskflowExtensionOwner(void);
