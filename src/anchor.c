@@ -89,10 +89,14 @@ static const char *enter_format =
 "            ELSE pg_catalog.jsonb_build_object('reason', $6) END"
 "  FROM e JOIN p ON p.member_id OPERATOR(pg_catalog.=) e.member_id";
 
-/* members whose anchor changed since they were placed; %s: anchor twice */
+/*
+ * members whose anchor changed since they were placed, and those waiting
+ * in the chain whose anchor was removed; %s: anchor three times
+ */
 static const char *changed_format =
 "SELECT pg_catalog.array_agg(cm.member_id) FILTER (WHERE (%s) IS NOT NULL),"
-"       pg_catalog.array_agg(cm.member_id) FILTER (WHERE (%s) IS NULL)"
+"       pg_catalog.array_agg(cm.member_id) FILTER (WHERE (%s) IS NULL"
+"                                                   AND cm.state OPERATOR(pg_catalog.=) 'waiting')"
 "  FROM taskflow.chain_member cm"
 "  JOIN taskflow.member AS member ON member.member_id OPERATOR(pg_catalog.=) cm.member_id"
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.state OPERATOR(pg_catalog.=) ANY ($2)"
@@ -135,14 +139,19 @@ static const char *leave_sql =
 /*
  * restart: members whose new anchor has no step left (not placed by the
  * entry statement) take it as their anchor, so it is not handled again at
- * every entry check.  %s: the anchor expression.
+ * every entry check; returns those of them waiting in the chain.  %s: the
+ * anchor expression.
  */
 static const char *settle_format =
-"UPDATE taskflow.chain_member cm SET anchor_base = m.base"
-"  FROM (SELECT member.member_id, %s AS base FROM taskflow.member AS member"
-"         WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($3)) m"
-" WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) m.member_id"
-"   AND cm.anchor_base IS DISTINCT FROM m.base";
+"WITH s AS ("
+" UPDATE taskflow.chain_member cm SET anchor_base = m.base"
+"   FROM (SELECT member.member_id, %s AS base FROM taskflow.member AS member"
+"          WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($3)) m"
+"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) m.member_id"
+"    AND cm.anchor_base IS DISTINCT FROM m.base"
+" RETURNING cm.member_id, cm.state)"
+"SELECT pg_catalog.array_agg(s.member_id) FILTER (WHERE s.state OPERATOR(pg_catalog.=) 'waiting')"
+"  FROM s";
 
 /* bookkeeping: next step due at its offset from the member's occurrence */
 static const char *advance_sql =
@@ -180,18 +189,18 @@ static const char *next_year_sql =
 /*
  * AnchorBookkeeping runs an anchor statement as the extension owner with
  * $1 chain, $2 as_of, $3 ids, $4 chain name, $5 actor, $6 reason; returns
- * the rows it processed.
+ * the rows it processed, or with members set, the member ids it returns.
  */
 static uint64
 AnchorBookkeeping(TaskflowRun run, const char *sql, MemberSet ids,
-				  const char *reason)
+				  const char *reason, MemberSet *members)
 {
 	Oid			types[6] = {INT4OID, TIMESTAMPTZOID, INT8ARRAYOID, TEXTOID,
 		TEXTOID, TEXTOID};
 	Datum		values[6];
 	char		nulls[6] = "     n";
 	TaskflowSavedUser saved;
-	uint64		processed;
+	uint64		processed = 0;
 
 	values[0] = Int32GetDatum(run->chain->chain_id);
 	values[1] = TimestampTzGetDatum(run->as_of);
@@ -204,7 +213,10 @@ AnchorBookkeeping(TaskflowRun run, const char *sql, MemberSet ids,
 		nulls[5] = ' ';
 	}
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	processed = TaskflowExec(sql, 6, types, values, nulls);
+	if (members)
+		*members = TaskflowQueryMembers(sql, 6, types, values, nulls);
+	else
+		processed = TaskflowExec(sql, 6, types, values, nulls);
 	TaskflowRestoreUser(&saved);
 	return processed;
 }
@@ -271,14 +283,16 @@ TaskflowAnchorEntryBatch(TaskflowRun run, TaskflowStep first)
 	if (ids->count == 0)
 		return 0;
 	run->entry_after = ids->ids[ids->count - 1];
-	run->counts.entered += AnchorBookkeeping(run, psprintf(enter_format, anchor), ids, NULL);
+	run->counts.entered += AnchorBookkeeping(run, psprintf(enter_format, anchor), ids,
+											 NULL, NULL);
 	return ids->count;
 }
 
 /*
  * ChangedMembers returns the members waiting in the chain (and, when
- * finished_too, those who finished or left it) whose anchor changed, split
- * into those who still have one and those who lost it.
+ * finished_too, those who finished or left it) whose anchor changed to
+ * another date, and the members waiting in the chain whose anchor was
+ * removed.
  */
 static void
 ChangedMembers(TaskflowRun run, bool finished_too, MemberSet *changed,
@@ -318,7 +332,7 @@ AnchorLeave(TaskflowRun run, MemberSet ids, const char *reason)
 {
 	if (ids->count == 0)
 		return;
-	run->counts.left += AnchorBookkeeping(run, leave_sql, ids, reason);
+	run->counts.left += AnchorBookkeeping(run, leave_sql, ids, reason, NULL);
 }
 
 /*
@@ -343,14 +357,12 @@ TaskflowAnchorChanges(TaskflowRun run, TaskflowStep first)
 	if (changed->count > 0 && policy == 'r')
 	{
 		run->counts.entered += AnchorBookkeeping(run, psprintf(enter_format, anchor),
-												 changed, "anchor changed");
-		ChangedMembers(run, false, &unplaced, &lost);
+												 changed, "anchor changed", NULL);
+		AnchorBookkeeping(run, psprintf(settle_format, anchor), changed, NULL, &unplaced);
 		AnchorLeave(run, unplaced, "the anchor changed and no step of the new one is left");
-		AnchorBookkeeping(run, psprintf(settle_format, anchor), changed, NULL);
 	}
 	else if (changed->count > 0 && policy == 'f')
-		AnchorBookkeeping(run, psprintf(follow_format, anchor), changed, NULL);
-	ChangedMembers(run, false, &changed, &lost);
+		AnchorBookkeeping(run, psprintf(follow_format, anchor), changed, NULL, NULL);
 	AnchorLeave(run, lost, "the anchor date was removed");
 	return 0;
 }
