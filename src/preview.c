@@ -10,7 +10,14 @@
  * subtransaction (ALTER SEQUENCE is transactional), so the rollback leaves
  * them exactly as they were: while a preview runs, other sessions drawing
  * ids from them wait.  Entry checks of "always" and anchor chains are made
- * every entry_step (default one day) instead of every few minutes.
+ * every entry_step (default one day) instead of every few minutes, the
+ * first at the start of the range (as the real ones, every few minutes,
+ * would find a member added just before it at once).  Only
+ * the chains previewed (the one named, or all the caller may run) are on
+ * in the simulated world, so the others' due work does not hold the
+ * simulation's clock back.  A batch that fails shows as an "error" row.
+ * The simulation's own bookkeeping runs as the extension owner; the engine
+ * runs chains as it does for taskflow.run() by the caller.
  */
 #include "postgres.h"
 
@@ -39,16 +46,24 @@ static const char *restart_sequences_sql =
 "       s.sequencename, COALESCE(s.last_value OPERATOR(pg_catalog.+) 1, s.start_value))"
 "  FROM pg_catalog.pg_sequences s WHERE s.schemaname OPERATOR(pg_catalog.=) 'taskflow'";
 
-/* entry checks of "always" and anchor chains at most every $1 */
+/* entry checks of "always" and anchor chains at most every $1, the first at the start */
 static const char *coarsen_sql =
 "UPDATE taskflow.chain c SET entry_interval = GREATEST(COALESCE(c.entry_interval,"
-"       pg_catalog.current_setting('taskflow.entry_interval')::interval), $1)";
+"       pg_catalog.current_setting('taskflow.entry_interval')::interval), $1),"
+"       last_entry_at = CASE WHEN c.schedule OPERATOR(pg_catalog.=) 'daily' THEN c.last_entry_at END";
+
+/* only the chains previewed run: $1 the chain named (NULL: all), $2 the caller */
+static const char *only_previewed_sql =
+"UPDATE taskflow.chain c SET enabled = false"
+" WHERE c.enabled AND (($1::text IS NOT NULL AND c.name OPERATOR(pg_catalog.<>) $1)"
+"                      OR NOT pg_catalog.pg_has_role($2, c.owner, 'USAGE'))";
 
 static const char *hypothetical_sql =
 "SELECT taskflow._insert_hypothetical_member($1, $2)";
 
 static const char *last_history_sql =
-"SELECT COALESCE(max(h.history_id), 0) FROM taskflow.history h";
+"SELECT COALESCE(max(h.history_id), 0), COALESCE((SELECT max(e.error_id) FROM taskflow.chain_error e), 0)"
+"  FROM taskflow.history h";
 
 /* what happened since $1, for the members of $2 (NULL: all) */
 static const char *happened_sql =
@@ -66,6 +81,19 @@ static const char *happened_sql =
 "   AND ($2 IS NULL OR h.member_id OPERATOR(pg_catalog.=) ANY ($2))"
 " ORDER BY h.history_id";
 
+/* batches that failed since $1 (whatever the members) */
+static const char *failed_sql =
+"SELECT e.error_id, e.at, c.name, NULL::bigint, NULL::text, t.name, 'error',"
+"       pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('sqlstate', e.sqlstate,"
+"           'error', e.message, 'detail', e.detail, 'hint', e.hint)),"
+"       NULL::text"
+"  FROM taskflow.chain_error e"
+"  JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) e.chain_id"
+"  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) e.step_id"
+"  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
+" WHERE e.error_id OPERATOR(pg_catalog.>) $1"
+" ORDER BY e.error_id";
+
 static const char *next_sql = "SELECT taskflow.next_wakeup($1)";
 
 /* The arguments of one preview. */
@@ -77,19 +105,24 @@ typedef struct PreviewArgs
 	Datum		members;		/* bigint[] or 0 */
 	Datum		hypothetical;	/* jsonb or 0 */
 	Datum		entry_step;		/* interval */
+	Oid			caller;
+	int64		last_history;	/* rows collected so far */
+	int64		last_error;
 	Tuplestorestate *result;
 	TupleDesc	desc;
 } PreviewArgs;
 
 /*
  * PrepareWorld makes the subtransaction's world: sequences restarted,
- * entry checks coarsened, the hypothetical member added (and watched).
+ * entry checks coarsened, chains not previewed off, the hypothetical
+ * member added (and watched).  Runs as the extension owner.
  */
 static void
 PrepareWorld(PreviewArgs *args)
 {
 	Oid			types[2] = {JSONBOID, TIMESTAMPTZOID};
 	Datum		values[2];
+	char		nulls[2] = {args->chain ? ' ' : 'n', ' '};
 	uint64		i;
 	uint64		n;
 	SPITupleTable *stmts;
@@ -103,9 +136,15 @@ PrepareWorld(PreviewArgs *args)
 	types[0] = INTERVALOID;
 	values[0] = args->entry_step;
 	TaskflowExec(coarsen_sql, 1, types, values, NULL);
+	types[0] = TEXTOID;
+	values[0] = args->chain ? CStringGetTextDatum(args->chain) : (Datum) 0;
+	types[1] = OIDOID;
+	values[1] = ObjectIdGetDatum(args->caller);
+	TaskflowExec(only_previewed_sql, 2, types, values, nulls);
 	if (args->hypothetical)
 	{
 		types[0] = JSONBOID;
+		types[1] = TIMESTAMPTZOID;
 		values[0] = args->hypothetical;
 		values[1] = TimestampTzGetDatum(args->from);
 		TaskflowExec(hypothetical_sql, 2, types, values, NULL);
@@ -116,34 +155,35 @@ PrepareWorld(PreviewArgs *args)
 }
 
 /*
- * LastHistoryId is the id of the newest history row (0: none).
+ * LastIds notes the newest history and error rows (0: none): what exists
+ * before the simulation is not shown.
  */
-static int64
-LastHistoryId(void)
+static void
+LastIds(PreviewArgs *args)
 {
 	bool		isnull;
-	int64		id;
 
 	TaskflowExec(last_history_sql, 0, NULL, NULL, NULL);
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-									 1, &isnull));
+	args->last_history = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+	args->last_error = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_freetuptable(SPI_tuptable);
-	return id;
 }
 
 /*
- * Collect copies what happened since last_id into the result; returns the
- * new last history id.
+ * CollectRows copies the rows of a query (id, then the 8 result columns)
+ * into the result; returns the last id (last_id when none).
  */
 static int64
-Collect(PreviewArgs *args, int64 last_id)
+CollectRows(PreviewArgs *args, const char *sql, int64 last_id)
 {
 	Oid			types[2] = {INT8OID, INT8ARRAYOID};
 	Datum		values[2] = {Int64GetDatum(last_id), args->members};
 	char		nulls[2] = {' ', args->members ? ' ' : 'n'};
 	uint64		i;
 
-	TaskflowExec(happened_sql, 2, types, values, nulls);
+	TaskflowExec(sql, 2, types, values, nulls);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		Datum		row[9];
@@ -158,6 +198,17 @@ Collect(PreviewArgs *args, int64 last_id)
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return last_id;
+}
+
+/*
+ * Collect copies what happened since the last instant into the result:
+ * the history rows, then the batches that failed.
+ */
+static void
+Collect(PreviewArgs *args)
+{
+	args->last_history = CollectRows(args, happened_sql, args->last_history);
+	args->last_error = CollectRows(args, failed_sql, args->last_error);
 }
 
 /*
@@ -188,11 +239,13 @@ static void
 Simulate(PreviewArgs *args)
 {
 	TimestampTz t = args->from;
-	int64		last_id;
 	int			runs = 0;
+	TaskflowSavedUser saved;
 
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	PrepareWorld(args);
-	last_id = LastHistoryId();
+	LastIds(args);
+	TaskflowRestoreUser(&saved);
 	while (t != 0 && t <= args->to)
 	{
 		if (++runs > PREVIEW_MAX_RUNS)
@@ -201,9 +254,11 @@ Simulate(PreviewArgs *args)
 					 errmsg("preview needs more than %d engine runs", PREVIEW_MAX_RUNS),
 					 errhint("Preview a shorter range, or a larger entry_step.")));
 		CHECK_FOR_INTERRUPTS();
-		TaskflowRunAll(GetUserId(), args->chain, t, NULL, NULL);
-		last_id = Collect(args, last_id);
+		TaskflowRunAll(args->caller, args->chain, t, NULL, NULL);
+		TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+		Collect(args);
 		t = NextInstant(t);
+		TaskflowRestoreUser(&saved);
 	}
 }
 
@@ -277,6 +332,7 @@ taskflow_preview(PG_FUNCTION_ARGS)
 	args.members = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	args.hypothetical = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
 	args.entry_step = PG_GETARG_DATUM(5);
+	args.caller = GetUserId();
 	CheckArgs(&args);
 	InitMaterializedSRF(fcinfo, 0);
 	args.result = rsinfo->setResult;
@@ -284,7 +340,7 @@ taskflow_preview(PG_FUNCTION_ARGS)
 	if (args.chain)
 	{
 		SPI_connect();
-		TaskflowCheckRunnable(GetUserId(), args.chain);
+		TaskflowCheckRunnable(args.caller, args.chain);
 		SPI_finish();
 	}
 	RunRolledBack(&args);
