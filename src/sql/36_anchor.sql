@@ -210,7 +210,8 @@ GRANT EXECUTE ON FUNCTION taskflow.anchor_due(timestamptz, integer, time, text),
 	TO taskflow_app, taskflow_operator;
 
 -- Adds the hypothetical member of a preview (member_id -1) from values given
--- as JSON; columns not given take their defaults.
+-- as JSON; columns not given take their defaults, except joined_at: the
+-- start of the preview (the member joins when the simulation starts).
 CREATE FUNCTION taskflow._insert_hypothetical_member(member_values jsonb, at timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -237,6 +238,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Give member columns such as name, email, status, joined_at, birthday, tags, properties.';
 	END IF;
+	member_values := jsonb_build_object('joined_at', at) OPERATOR(pg_catalog.||) member_values;
 	SELECT string_agg(', ' OPERATOR(pg_catalog.||) quote_ident(k), '') INTO cols
 	  FROM jsonb_object_keys(member_values) k WHERE k OPERATOR(pg_catalog.<>) 'external_id';
 	EXECUTE format('INSERT INTO taskflow.member (member_id, external_id, created_at%s) '
