@@ -295,11 +295,27 @@ RunRolledBack(PreviewArgs *args)
 }
 
 /*
- * CheckArgs refuses NULL or reversed ranges and ranges over five years.
+ * CheckArgs refuses infinite, reversed or over five years long ranges, and
+ * an entry_step that is not positive or over a year (a huge one overflowed
+ * the instants it is added to: "timestamp out of range").
  */
 static void
 CheckArgs(PreviewArgs *args)
 {
+	Interval   *step = DatumGetIntervalP(args->entry_step);
+	double		step_usecs = (double) step->time +
+		((double) step->day + (double) step->month * DAYS_PER_MONTH) * USECS_PER_DAY;
+
+	if (TIMESTAMP_NOT_FINITE(args->from) || TIMESTAMP_NOT_FINITE(args->to))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("preview range must be finite")));
+	if (step_usecs < USECS_PER_SEC || step_usecs > 366.0 * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("entry_step %s is out of range",
+						DatumGetCString(DirectFunctionCall1(interval_out, args->entry_step))),
+				 errhint("Use between 1 second and 366 days; the default, 1 day, checks entries once a day.")));
 	if (args->to < args->from)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
