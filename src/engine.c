@@ -36,21 +36,81 @@
 PG_FUNCTION_INFO_V1(taskflow_run);
 
 /*
- * $2: the scheduler is asking, which retries a chain that failed only 10
- * seconds after the failure ($3 is the run's instant; next_wakeup() wakes
- * it then), not at every wake-up in between: others' changes wake it all
- * the time, and a failing chain would be retried at once and paused after
+ * What makes a chain (alias c) have something to do as of $3: an entry
+ * check due, as _entry_slot() decides (a daily chain's next_slot_at, kept by
+ * a trigger, has come; an always/anchor chain's entry interval has passed),
+ * a member due at a step, or a failure to retry.
+ */
+#define INTERVAL_ENTRY_AT(c) \
+"COALESCE(" c ".last_entry_at OPERATOR(pg_catalog.+)" \
+"         COALESCE(" c ".entry_interval," \
+"                  pg_catalog.current_setting('taskflow.entry_interval')::interval)," \
+"         '-infinity')"
+
+/*
+ * The chains a run looks at: enabled, not paused, the one named ($1) if
+ * any.  $2: the scheduler is asking, which retries a chain that failed
+ * only 10 seconds after the failure (next_wakeup() wakes it then), not at
+ * every wake-up in between: others' changes wake it all the time, and a
+ * failing chain would be retried at once and paused after
  * pause_after_failures wake-ups instead of as many 10-second retries.
  */
+#define RUNNABLE_CHAIN \
+"    c.enabled AND c.paused_reason IS NULL" \
+"    AND ($1::text IS NULL OR c.name OPERATOR(pg_catalog.=) $1)" \
+"    AND (NOT $2 OR c.consecutive_failures OPERATOR(pg_catalog.=) 0" \
+"         OR c.last_error_at IS NULL" \
+"         OR c.last_error_at OPERATOR(pg_catalog.<=)" \
+"            ($3 OPERATOR(pg_catalog.-) interval '10 seconds'))"
+
+/* every runnable chain, and whether it has something to do */
 static const char *chains_sql =
-"SELECT c.chain_id, c.name, c.owner::oid FROM taskflow.chain c"
-" WHERE c.enabled AND c.paused_reason IS NULL"
-"   AND ($1::text IS NULL OR c.name OPERATOR(pg_catalog.=) $1)"
-"   AND (NOT $2 OR c.consecutive_failures OPERATOR(pg_catalog.=) 0"
-"        OR c.last_error_at IS NULL"
-"        OR c.last_error_at OPERATOR(pg_catalog.<=)"
-"           ($3 OPERATOR(pg_catalog.-) interval '10 seconds'))"
+"SELECT c.chain_id, c.name, c.owner::oid,"
+"       COALESCE(c.consecutive_failures OPERATOR(pg_catalog.>) 0"
+"                OR CASE WHEN c.schedule OPERATOR(pg_catalog.=) 'daily'"
+"                        THEN c.next_slot_at OPERATOR(pg_catalog.<=) $3"
+"                        ELSE " INTERVAL_ENTRY_AT("c") " OPERATOR(pg_catalog.<=) $3 END"
+"                OR c.chain_id OPERATOR(pg_catalog.=) ANY ("
+"                   SELECT cm.chain_id FROM taskflow.chain_member cm"
+"                    WHERE cm.state OPERATOR(pg_catalog.=) 'waiting'"
+"                      AND cm.due_at OPERATOR(pg_catalog.<=) $3"
+"                      AND (cm.checked_at IS NULL OR cm.checked_at OPERATOR(pg_catalog.<) $3)),"
+"                false)"
+"  FROM taskflow.chain c"
+" WHERE " RUNNABLE_CHAIN
 " ORDER BY c.chain_id";
+
+/* every runnable chain, when the probe found that none has anything to do */
+static const char *idle_chains_sql =
+"SELECT c.chain_id, c.name, c.owner::oid, false"
+"  FROM taskflow.chain c"
+" WHERE " RUNNABLE_CHAIN
+" ORDER BY c.chain_id";
+
+/*
+ * The probe: the earliest instant anything could be due, from one index
+ * entry each (chain_member_next_due_idx; chain_next_slot_idx,
+ * chain_interval_idx, chain_failing_idx), or NULL.  When it is after the
+ * run's instant, no chain has anything to do and none is read: with many
+ * chains and nothing due, a scheduler wake-up costs this one statement.  A
+ * waiting member counts even with checked_at set, and a failed chain at
+ * once: the full check (chains_sql) then says which chains have work.
+ */
+static const char *probe_sql =
+"SELECT LEAST("
+"  (SELECT cm.due_at FROM taskflow.chain_member cm"
+"    WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' ORDER BY cm.due_at LIMIT 1),"
+"  (SELECT d.next_slot_at FROM taskflow.chain d"
+"    WHERE d.schedule OPERATOR(pg_catalog.=) 'daily' AND d.enabled AND d.paused_reason IS NULL"
+"    ORDER BY d.next_slot_at LIMIT 1),"
+"  (SELECT pg_catalog.min(" INTERVAL_ENTRY_AT("a") ") FROM taskflow.chain a"
+"    WHERE a.schedule OPERATOR(pg_catalog.<>) 'daily' AND a.enabled AND a.paused_reason IS NULL),"
+"  (SELECT '-infinity'::timestamptz FROM taskflow.chain f"
+"    WHERE f.consecutive_failures OPERATOR(pg_catalog.>) 0 AND f.enabled"
+"      AND f.paused_reason IS NULL LIMIT 1))";
+
+static SPIPlanPtr idle_chains_plan = NULL;
+static SPIPlanPtr probe_plan = NULL;
 
 static const char *named_chain_sql =
 "SELECT c.owner::oid FROM taskflow.chain c WHERE c.name OPERATOR(pg_catalog.=) $1";
@@ -399,13 +459,32 @@ TaskflowCheckRunnable(Oid caller, const char *chain_name)
 }
 
 /*
- * TaskflowRunAll runs, as of an instant, every enabled chain the caller may
- * run (or only the one named), adding a summary row per chain to result
- * when one is given.  Needs an SPI connection.
+ * MaybeDue says whether any chain may have something to do as of an
+ * instant (probe_sql).
  */
-void
-TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
-			   Tuplestorestate *result, TupleDesc desc)
+static bool
+MaybeDue(TimestampTz as_of)
+{
+	bool		isnull;
+	TimestampTz earliest;
+
+	TaskflowExecSaved(&probe_plan, probe_sql, 0, NULL, NULL, NULL);
+	earliest = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return !isnull && earliest <= as_of;
+}
+
+/*
+ * RunChains runs, as of an instant, the enabled chains the caller may run
+ * (or only the one named) that have anything to do, adding their counts to
+ * total.  With a result, every such chain gets a summary row (zeros when it
+ * had nothing to do); without, chains with nothing to do are not even read.
+ * Needs an SPI connection.
+ */
+static void
+RunChains(Oid caller, const char *chain_name, TimestampTz as_of,
+		  Tuplestorestate *result, TupleDesc desc, TaskflowCounts total)
 {
 	Oid			types[3] = {TEXTOID, BOOLOID, TIMESTAMPTZOID};
 	Datum		args[3];
@@ -419,7 +498,15 @@ TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
 	args[1] = BoolGetDatum(taskflow_in_worker);
 	args[2] = TimestampTzGetDatum(as_of);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(chains_sql, 3, types, args, nulls);
+	if (MaybeDue(as_of))
+		TaskflowExec(chains_sql, 3, types, args, nulls);
+	else if (result)
+		TaskflowExecSaved(&idle_chains_plan, idle_chains_sql, 3, types, args, nulls);
+	else
+	{
+		TaskflowRestoreUser(&saved);
+		return;
+	}
 	TaskflowRestoreUser(&saved);
 	chains = SPI_tuptable;
 	nchains = SPI_processed;
@@ -427,18 +514,25 @@ TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
 	{
 		bool		isnull;
 		int			chain_id = DatumGetInt32(SPI_getbinval(chains->vals[i], chains->tupdesc, 1, &isnull));
-		char	   *name = SPI_getvalue(chains->vals[i], chains->tupdesc, 2);
+		Datum		name = SPI_getbinval(chains->vals[i], chains->tupdesc, 2, &isnull);
 		Oid			owner = DatumGetObjectId(SPI_getbinval(chains->vals[i], chains->tupdesc, 3, &isnull));
+		bool		has_work = DatumGetBool(SPI_getbinval(chains->vals[i], chains->tupdesc, 4, &isnull));
 		TaskflowCountsData counts = {0};
 		Datum		values[6];
 		bool		rnulls[6] = {false};
 
 		if (!CallerMayRun(caller, owner))
 			continue;
-		TaskflowRunChain(chain_id, as_of, &counts);
+		if (has_work)
+			TaskflowRunChain(chain_id, as_of, &counts);
+		if (total)
+		{
+			AddCounts(total, &counts);
+			total->errors += counts.errors;
+		}
 		if (result == NULL)
 			continue;
-		values[0] = CStringGetTextDatum(name);
+		values[0] = name;
 		values[1] = Int64GetDatum(counts.entered);
 		values[2] = Int64GetDatum(counts.applied);
 		values[3] = Int64GetDatum(counts.pending);
@@ -447,6 +541,30 @@ TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
 		tuplestore_putvalues(result, desc, values, rnulls);
 	}
 	SPI_freetuptable(chains);
+}
+
+/*
+ * TaskflowRunAll runs, as of an instant, every enabled chain the caller may
+ * run (or only the one named) that has anything to do, adding a summary row
+ * per chain (zeros for those with nothing to do) to result when one is
+ * given.  Needs an SPI connection.
+ */
+void
+TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
+			   Tuplestorestate *result, TupleDesc desc)
+{
+	RunChains(caller, chain_name, as_of, result, desc, NULL);
+}
+
+/*
+ * TaskflowRunDue runs, as of an instant, every chain the caller may run that
+ * has anything to do, and adds up what they did (the scheduler's wake-up:
+ * run() without a row per chain).  Needs an SPI connection.
+ */
+void
+TaskflowRunDue(Oid caller, TimestampTz as_of, TaskflowCounts total)
+{
+	RunChains(caller, NULL, as_of, NULL, NULL, total);
 }
 
 /*

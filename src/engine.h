@@ -18,6 +18,7 @@ extern bool TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit,
 
 extern void TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,
 						   Tuplestorestate *result, TupleDesc desc);
+extern void TaskflowRunDue(Oid caller, TimestampTz as_of, TaskflowCounts total);
 extern void TaskflowCheckRunnable(Oid caller, const char *chain_name);
 extern bool TaskflowRunChain(int chain_id, TimestampTz as_of,
 							 TaskflowCounts counts);

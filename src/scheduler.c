@@ -2,7 +2,8 @@
  * scheduler.c
  *		The scheduler: one background worker per database with taskflow.
  *
- * It calls the engine (taskflow.run) as of the current time, then sleeps
+ * It runs the engine as taskflow.run() does (TaskflowRunDue: only the
+ * chains with something to do) as of the current time, then sleeps
  * until the next instant something is due (a member's next step, a daily
  * slot, an "always" chain's next entry check), or until a change wakes it
  * (see wakeup.c), or at most the safety interval.  Each run is one
@@ -28,8 +29,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "engine.h"
 #include "settings.h"
 #include "shared.h"
+#include "spi_util.h"
 #include "worker.h"
 
 PGDLLEXPORT void taskflow_scheduler_main(Datum arg);
@@ -38,17 +41,12 @@ bool		taskflow_in_worker = false;
 
 static TaskflowDbSlot my_slot = NULL;
 
-static const char *run_sql =
-"SELECT COALESCE(sum(r.entered), 0)::int8, COALESCE(sum(r.applied), 0)::int8,"
-"       COALESCE(sum(r.pending), 0)::int8, COALESCE(sum(r.\"left\"), 0)::int8,"
-"       COALESCE(sum(r.errors), 0)::int8"
-"  FROM taskflow.run($1) r";
-
 /*
- * A statement of its own, after the run's: within the run's statement this
- * stable function would see the state from before the run (its snapshot).
+ * A statement of its own, after the run's statements (each of which takes
+ * its own snapshot), so that it sees what the run did.
  */
 static const char *next_wakeup_sql = "SELECT taskflow.next_wakeup($1)";
+static SPIPlanPtr next_wakeup_plan = NULL;
 
 /* What one run did, for the status view. */
 typedef struct RunResult
@@ -132,19 +130,20 @@ StillInstalled(void)
 static void
 RunEngine(RunResult *result)
 {
+	TimestampTz as_of = GetCurrentTimestamp();
 	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
-	bool		isnull;
-	int			i;
+	Datum		values[1] = {TimestampTzGetDatum(as_of)};
+	TaskflowCountsData counts = {0};
 
 	SPI_connect();
-	if (SPI_execute_with_args(run_sql, 1, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "taskflow: running the engine failed");
-	for (i = 0; i < 5; i++)
-		result->counts[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc,
-														i + 1, &isnull));
-	if (SPI_execute_with_args(next_wakeup_sql, 1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+	/* what taskflow.run(now()) does, without a row per chain */
+	TaskflowRunDue(GetUserId(), as_of, &counts);
+	result->counts[0] = counts.entered;
+	result->counts[1] = counts.applied;
+	result->counts[2] = counts.pending;
+	result->counts[3] = counts.left;
+	result->counts[4] = counts.errors;
+	if (TaskflowExecSaved(&next_wakeup_plan, next_wakeup_sql, 1, types, values, NULL) != 1)
 		elog(ERROR, "taskflow: reading the next wake-up failed");
 	result->next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 													 SPI_tuptable->tupdesc, 1,

@@ -45,3 +45,37 @@ TaskflowQueryMembers(const char *sql, int nargs, Oid *types, Datum *values,
 	SPI_freetuptable(SPI_tuptable);
 	return set;
 }
+
+/*
+ * TaskflowExecSaved runs one of the engine's fixed statements with a
+ * generic plan prepared once per backend (*plan, kept with SPI_keepplan;
+ * the plan cache re-plans it after DDL), for the statements every run makes
+ * whatever is due: parsing and planning them again at every scheduler
+ * wake-up cost more than running them.  Only for statements whose plan
+ * does not depend on their parameters' values.  Returns the number of rows
+ * processed.
+ */
+uint64
+TaskflowExecSaved(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+				  Datum *values, const char *nulls)
+{
+	int			rc;
+
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	prepared = SPI_prepare_cursor(sql, nargs, types,
+												  CURSOR_OPT_GENERIC_PLAN);
+
+		if (prepared == NULL)
+			elog(ERROR, "taskflow: SPI_prepare failed (%s) for: %s",
+				 SPI_result_code_string(SPI_result), sql);
+		if (SPI_keepplan(prepared) != 0)
+			elog(ERROR, "taskflow: SPI_keepplan failed");
+		*plan = prepared;
+	}
+	rc = SPI_execute_plan(*plan, values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "taskflow: SPI failed (%s) running: %s",
+			 SPI_result_code_string(rc), sql);
+	return SPI_processed;
+}

@@ -7,10 +7,14 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
+
 #include "memberset.h"
 
 extern uint64 TaskflowExec(const char *sql, int nargs, Oid *types,
 						   Datum *values, const char *nulls);
+extern uint64 TaskflowExecSaved(SPIPlanPtr *plan, const char *sql, int nargs,
+								Oid *types, Datum *values, const char *nulls);
 extern MemberSet TaskflowQueryMembers(const char *sql, int nargs, Oid *types,
 									  Datum *values, const char *nulls);
 

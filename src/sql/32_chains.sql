@@ -39,6 +39,7 @@ CREATE TABLE taskflow.chain (
 	pause_after_failures integer NOT NULL DEFAULT 3,
 	enabled_at	timestamptz NOT NULL,
 	last_entry_at timestamptz,
+	next_slot_at timestamptz,	/* daily chains: the next slot to enter at (trigger) */
 	last_run_at timestamptz,
 	consecutive_failures integer NOT NULL DEFAULT 0,
 	last_error	text,
@@ -52,6 +53,15 @@ CREATE TABLE taskflow.chain (
 );
 COMMENT ON TABLE taskflow.chain IS
 	'Chains of tasks: schedule of the first task, time zone, repeat, re-entry, pause state';
+-- what a scheduler wake-up looks up (engine.c, next_wakeup()) instead of
+-- reading every chain: daily chains by their next slot, the chains whose
+-- entries come every entry interval, the chains that failed
+CREATE INDEX chain_next_slot_idx ON taskflow.chain (next_slot_at)
+	WHERE schedule OPERATOR(pg_catalog.=) 'daily';
+CREATE INDEX chain_interval_idx ON taskflow.chain (chain_id)
+	WHERE schedule OPERATOR(pg_catalog.<>) 'daily';
+CREATE INDEX chain_failing_idx ON taskflow.chain (chain_id)
+	WHERE consecutive_failures OPERATOR(pg_catalog.>) 0;
 
 CREATE TABLE taskflow.chain_step (
 	step_id		serial PRIMARY KEY,
@@ -333,6 +343,29 @@ BEGIN
 	RETURN slot;
 END
 $$;
+
+-- Keeps chain.next_slot_at: for a daily chain, the first slot at or after
+-- enabled_at and after last_entry_at, i.e. the slot whose entries are due
+-- next (it is due once as_of reaches it, as _entry_slot() decides; a slot
+-- missed while nothing ran is caught up once, then the next one is after
+-- that run); NULL for the other schedules.  The engine and next_wakeup()
+-- read it instead of working slots out for every chain at every wake-up.
+CREATE FUNCTION taskflow._chain_next_slot()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	NEW.next_slot_at := CASE WHEN NEW.schedule OPERATOR(pg_catalog.=) 'daily'
+		THEN taskflow.daily_slot_after(GREATEST(NEW.enabled_at OPERATOR(pg_catalog.-) interval '1 microsecond',
+												NEW.last_entry_at),
+									   NEW.daily_at, NEW.weekdays, NEW.time_zone) END;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER next_slot BEFORE INSERT OR UPDATE OF schedule, daily_at, weekdays, time_zone,
+	enabled_at, last_entry_at, next_slot_at ON taskflow.chain
+	FOR EACH ROW EXECUTE FUNCTION taskflow._chain_next_slot();
 
 -- Parses weekdays given as names ('mon' … 'sun', '月' … '日') or ISO numbers.
 CREATE FUNCTION taskflow._parse_weekdays(weekdays text[])

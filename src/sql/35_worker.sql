@@ -9,36 +9,68 @@ AS 'MODULE_PATHNAME', 'taskflow_check_preloaded';
 SELECT taskflow._check_preloaded();
 
 -- The next instant anything is due after "after": a member's next step, a
--- daily slot, an "always" chain's next entry check.  NULL: nothing.
+-- daily slot (chain.next_slot_at, kept by a trigger), an "always" chain's
+-- next entry check.  NULL: nothing.
 -- Members waiting for their criteria to match again (checked_at set) are
 -- looked at when something changes, not on a timer.  A chain whose last run
 -- failed is retried 10 seconds after the failure (at most 10 seconds after
 -- "after"), not at once: what failed is still due, and retrying at once
 -- would spin, writing an error each time, until the chain is paused.
+-- PL/pgSQL with a generic plan, so that the scheduler's session plans the
+-- query once (an SQL function with a subquery is not inlined, and was
+-- planned at every call); no part of the plan depends on "after".
 CREATE FUNCTION taskflow.next_wakeup(after timestamptz)
 RETURNS timestamptz
-LANGUAGE sql STABLE
-RETURN (
-	SELECT min(x.t) FROM (
-		(SELECT cm.due_at AS t FROM taskflow.chain_member cm
-		  WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL
-			AND EXISTS (SELECT FROM taskflow.chain c
-						 WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
-						   AND c.enabled AND c.paused_reason IS NULL
-						   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0)
-		  ORDER BY cm.due_at LIMIT 1)
-		UNION ALL
-		SELECT CASE WHEN c.consecutive_failures OPERATOR(pg_catalog.>) 0
-					THEN LEAST(c.last_error_at, after) OPERATOR(pg_catalog.+) interval '10 seconds'
-					WHEN c.schedule OPERATOR(pg_catalog.=) ANY (ARRAY['always', 'anchor'])
-					THEN COALESCE(c.last_entry_at OPERATOR(pg_catalog.+)
-								  COALESCE(c.entry_interval,
-										   pg_catalog.current_setting('taskflow.entry_interval')::interval),
-								  after)
-					ELSE taskflow.daily_slot_after(GREATEST(after, c.enabled_at), c.daily_at,
-												   c.weekdays, c.time_zone) END
-		  FROM taskflow.chain c
-		 WHERE c.enabled AND c.paused_reason IS NULL) x);
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+	-- each part is an index range (see the indexes on taskflow.chain)
+	RETURN (
+		SELECT min(x.t) FROM (
+			(SELECT cm.due_at AS t FROM taskflow.chain_member cm
+			  WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL
+				AND EXISTS (SELECT FROM taskflow.chain c
+							 WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
+							   AND c.enabled AND c.paused_reason IS NULL
+							   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0)
+			  ORDER BY cm.due_at LIMIT 1)
+			UNION ALL
+			-- failed chains: 10 seconds after the failure
+			SELECT LEAST(c.last_error_at, after) OPERATOR(pg_catalog.+) interval '10 seconds'
+			  FROM taskflow.chain c
+			 WHERE c.consecutive_failures OPERATOR(pg_catalog.>) 0
+			   AND c.enabled AND c.paused_reason IS NULL
+			UNION ALL
+			-- always and anchor chains: their next entry check
+			SELECT COALESCE(c.last_entry_at OPERATOR(pg_catalog.+)
+							COALESCE(c.entry_interval,
+									 pg_catalog.current_setting('taskflow.entry_interval')::interval),
+							after)
+			  FROM taskflow.chain c
+			 WHERE c.schedule OPERATOR(pg_catalog.<>) 'daily'
+			   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0
+			   AND c.enabled AND c.paused_reason IS NULL
+			UNION ALL
+			-- daily chains: their next slot
+			(SELECT c.next_slot_at FROM taskflow.chain c
+			  WHERE c.schedule OPERATOR(pg_catalog.=) 'daily'
+				AND c.next_slot_at OPERATOR(pg_catalog.>) after
+				AND c.consecutive_failures OPERATOR(pg_catalog.=) 0
+				AND c.enabled AND c.paused_reason IS NULL
+			  ORDER BY c.next_slot_at LIMIT 1)
+			UNION ALL
+			-- a daily chain whose next slot has passed unentered: the slot after
+			SELECT taskflow.daily_slot_after(GREATEST(after, c.enabled_at), c.daily_at,
+											 c.weekdays, c.time_zone)
+			  FROM taskflow.chain c
+			 WHERE c.schedule OPERATOR(pg_catalog.=) 'daily'
+			   AND c.next_slot_at OPERATOR(pg_catalog.<=) after
+			   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0
+			   AND c.enabled AND c.paused_reason IS NULL) x);
+END
+$$;
 COMMENT ON FUNCTION taskflow.next_wakeup(timestamptz) IS
 	'When the scheduler next has something to do after an instant';
 
