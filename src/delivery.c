@@ -678,9 +678,12 @@ static const char *claim_sql =
 "                               $4 OPERATOR(pg_catalog.*) interval '1 second', $5) o"
 " ORDER BY o.outbox_id";
 
+/*
+ * The batch, set-based (what taskflow.mime_message() returns for each row),
+ * in outbox_id order as the jobs are (claim_sql).
+ */
 static const char *mime_batch_sql =
-"SELECT taskflow.mime_message(m.id, $2) FROM pg_catalog.unnest($1) WITH ORDINALITY m(id, n)"
-" ORDER BY m.n";
+"SELECT m.message FROM taskflow._mime_messages($1, $2) m ORDER BY m.outbox_id";
 
 static const char *mime_one_sql =
 "SELECT taskflow.mime_message($1, $2)";

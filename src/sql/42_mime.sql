@@ -28,17 +28,15 @@ COMMENT ON FUNCTION taskflow.mime_build(text, text, text, text, text, text, text
 										text, text, timestamptz, text, text) IS
 	'A MIME mail (UTF-8, RFC 2047 headers, base64 bodies, CRLF) built from its parts';
 
--- The mail an outbox row is sent as, dated as_of.  Reads the row and, once
--- src/sql/40_channels.sql has created taskflow.channel, its channel
--- (list_id, unsubscribe_url, message_id_domain, and sender_address for a
--- template without one); columns that do not exist (yet) count as NULL, so
--- this works before and after the channel and outbox additions of delivery.  The Message-ID is outbox.message_id when
--- that column is there, else '<outbox_id.chain_id@domain>' with the
--- channel's message_id_domain or the sender's domain: a resend of the row
--- carries the same id.  The Date is in the chain's time zone.  The
--- unsubscribe URL gets {{member_id}} (and {{token}}, from
--- taskflow.unsubscribe_token(bigint) when that function exists) filled in
--- and is left out for transactional messages.
+-- The mail an outbox row is sent as, dated as_of: the channel's list_id and
+-- unsubscribe_url ({{member_id}} and {{token}}, from
+-- taskflow.unsubscribe_token(bigint), filled in; left out for transactional
+-- messages), the Message-ID outbox.message_id or else
+-- '<outbox_id.chain_id@domain>' with the channel's message_id_domain or the
+-- sender's domain (a resend of the row carries the same id), the Date in
+-- the chain's time zone.  The row is checked here, then built by
+-- taskflow._mime_messages() (src/sql/45_delivery_worker.sql), which the
+-- delivery workers call for a whole batch at once.
 CREATE FUNCTION taskflow.mime_message(outbox_id bigint,
 									  as_of timestamptz DEFAULT pg_catalog.now())
 RETURNS text
@@ -46,79 +44,37 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	o		jsonb;
-	ch		jsonb;
+	o_channel text;
+	o_transactional boolean;
 	kind	text;
-	zone	text;
-	domain	text;
 	unsub	text;
-	token	text;
 BEGIN
-	SELECT to_jsonb(x) INTO o
+	SELECT x.channel, x.transactional, c.kind, c.unsubscribe_url
+	  INTO o_channel, o_transactional, kind, unsub
 	  FROM taskflow.outbox x
+	  LEFT JOIN taskflow.channel c ON c.name OPERATOR(pg_catalog.=) x.channel
 	 WHERE x.outbox_id OPERATOR(pg_catalog.=) mime_message.outbox_id;
-	IF o IS NULL THEN
+	IF NOT FOUND THEN
 		RAISE EXCEPTION 'outbox row % does not exist', mime_message.outbox_id
 			USING ERRCODE = 'no_data_found';
 	END IF;
-
-	IF to_regclass('taskflow.channel') IS NOT NULL THEN
-		EXECUTE 'SELECT to_jsonb(c) FROM taskflow.channel c'
-				' WHERE c.name OPERATOR(pg_catalog.=) $1'
-		   INTO ch USING o OPERATOR(pg_catalog.->>) 'channel';
-	END IF;
-	kind := coalesce(ch OPERATOR(pg_catalog.->>) 'kind',
-					 CASE WHEN o OPERATOR(pg_catalog.->>) 'channel' OPERATOR(pg_catalog.=) 'webhook'
-						  THEN 'webhook' ELSE 'smtp' END);
+	kind := coalesce(kind, CASE WHEN o_channel OPERATOR(pg_catalog.=) 'webhook'
+								THEN 'webhook' ELSE 'smtp' END);
 	IF kind OPERATOR(pg_catalog.<>) 'smtp' THEN
 		RAISE EXCEPTION 'outbox row % is for channel "%" (%), which does not send mail',
-			mime_message.outbox_id, o OPERATOR(pg_catalog.->>) 'channel', kind
+			mime_message.outbox_id, o_channel, kind
 			USING ERRCODE = 'wrong_object_type';
 	END IF;
-
-	zone := coalesce(o OPERATOR(pg_catalog.->>) 'time_zone',
-					 (SELECT c.time_zone FROM taskflow.chain c
-					   WHERE c.chain_id OPERATOR(pg_catalog.=)
-							 (o OPERATOR(pg_catalog.->>) 'chain_id')::integer));
-	domain := coalesce(nullif(ch OPERATOR(pg_catalog.->>) 'message_id_domain', ''),
-					   nullif(split_part(coalesce(o OPERATOR(pg_catalog.->>) 'sender_address',
-												  ch OPERATOR(pg_catalog.->>) 'sender_address'),
-										 '@', 2), ''),
-					   'localhost');
-
-	IF NOT (o OPERATOR(pg_catalog.->>) 'transactional')::boolean THEN
-		unsub := nullif(ch OPERATOR(pg_catalog.->>) 'unsubscribe_url', '');
-	END IF;
-	IF unsub IS NOT NULL THEN
-		unsub := replace(unsub, '{{member_id}}', o OPERATOR(pg_catalog.->>) 'member_id');
-		IF strpos(unsub, '{{token}}') OPERATOR(pg_catalog.>) 0 THEN
-			IF to_regprocedure('taskflow.unsubscribe_token(bigint)') IS NULL THEN
-				RAISE EXCEPTION 'the unsubscribe_url of channel "%" uses {{token}}, but taskflow.unsubscribe_token(bigint) does not exist',
-					o OPERATOR(pg_catalog.->>) 'channel'
-					USING ERRCODE = 'undefined_function';
-			END IF;
-			EXECUTE 'SELECT taskflow.unsubscribe_token($1)'
-			   INTO token USING (o OPERATOR(pg_catalog.->>) 'member_id')::bigint;
-			unsub := replace(unsub, '{{token}}', token);
-		END IF;
+	IF NOT o_transactional
+	   AND strpos(unsub, '{{token}}') OPERATOR(pg_catalog.>) 0
+	   AND to_regprocedure('taskflow.unsubscribe_token(bigint)') IS NULL THEN
+		RAISE EXCEPTION 'the unsubscribe_url of channel "%" uses {{token}}, but taskflow.unsubscribe_token(bigint) does not exist',
+			o_channel
+			USING ERRCODE = 'undefined_function';
 	END IF;
 
-	RETURN taskflow.mime_build(
-		from_name => o OPERATOR(pg_catalog.->>) 'sender_name',
-		from_address => coalesce(o OPERATOR(pg_catalog.->>) 'sender_address',
-								 ch OPERATOR(pg_catalog.->>) 'sender_address'),
-		to_address => o OPERATOR(pg_catalog.->>) 'recipient',
-		subject => o OPERATOR(pg_catalog.->>) 'subject',
-		body_text => o OPERATOR(pg_catalog.->>) 'body_text',
-		body_html => o OPERATOR(pg_catalog.->>) 'body_html',
-		message_id => coalesce(o OPERATOR(pg_catalog.->>) 'message_id',
-							   format('<%s.%s@%s>', o OPERATOR(pg_catalog.->>) 'outbox_id',
-									  o OPERATOR(pg_catalog.->>) 'chain_id', domain)),
-		reply_to => o OPERATOR(pg_catalog.->>) 'reply_to',
-		list_id => ch OPERATOR(pg_catalog.->>) 'list_id',
-		unsubscribe_url => unsub,
-		date => as_of,
-		time_zone => zone);
+	-- built as a delivery worker builds a batch (src/sql/45_delivery_worker.sql)
+	RETURN (SELECT m.message FROM taskflow._mime_messages(ARRAY[mime_message.outbox_id], as_of) m);
 END
 $$;
 COMMENT ON FUNCTION taskflow.mime_message(bigint, timestamptz) IS
