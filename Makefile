@@ -2,21 +2,27 @@
 #
 # The extension script taskflow--$(EXTVERSION).sql is built from the split
 # sources in src/sql/ (concatenated in file-name order), so each concern has
-# its own SQL file just as it has its own C file.
+# its own SQL file just as it has its own C file.  The install scripts of
+# released versions are kept, frozen, in src/sql/released/, and the scripts
+# that update one version to the next in src/sql/upgrade/ (see
+# doc/operations.md, "Upgrading", and doc/testing.md for how an upgrade is
+# tested against a fresh install).
 
 EXTENSION = taskflow
-EXTVERSION = 0.1
+EXTVERSION = 0.2
 
 MODULE_big = taskflow
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 SQL_SOURCES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = taskflow--$(EXTVERSION).sql
+DATA = $(sort $(wildcard src/sql/released/taskflow--*.sql)) \
+	$(sort $(wildcard src/sql/upgrade/taskflow--*--*.sql))
 
 PG_CONFIG ?= pg_config
 PKG_CONFIG ?= pkg-config
 
-PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) \
+PG_CPPFLAGS = -DTASKFLOW_VERSION='"$(EXTVERSION)"' -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) \
 	$(shell $(PKG_CONFIG) --cflags libcurl)
 SHLIB_LINK = -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell $(PKG_CONFIG) --libs libcurl)
 

@@ -56,6 +56,7 @@
 #include "delivery.h"
 #include "settings.h"
 #include "shared.h"
+#include "version.h"
 #include "webhook.h"
 
 PG_FUNCTION_INFO_V1(taskflow_wake_delivery);
@@ -1056,6 +1057,7 @@ StartRound(List **channels, MemoryContext cxt, bool *failed)
 {
 	MemoryContext old = CurrentMemoryContext;
 	static bool released = false;
+	static bool told_version = false;
 	volatile bool installed = true;
 	volatile bool ready = true;
 	bool		isnull;
@@ -1064,10 +1066,22 @@ StartRound(List **channels, MemoryContext cxt, bool *failed)
 	*failed = false;
 	PG_TRY();
 	{
+		char	   *version;
+
 		BeginWork("taskflow delivery: reading the channels");
-		installed = OidIsValid(get_extension_oid("taskflow", true));
+		version = TaskflowInstalledVersion();
+		installed = (version != NULL);
+		/* SQL objects this library runs against: wait for an update */
+		if (installed && !TaskflowVersionSupported(version))
+		{
+			ready = false;
+			if (!told_version)
+				RecordError(NULL, psprintf("taskflow %s is installed here but the library is version %s: waiting for ALTER EXTENSION taskflow UPDATE",
+										   version, TASKFLOW_VERSION));
+			told_version = true;
+		}
 		/* the channels and the claim functions exist (not an older script) */
-		if (installed &&
+		if (installed && ready &&
 			(SPI_execute(ready_sql, true, 1) != SPI_OK_SELECT ||
 			 !DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))))
 			ready = false;

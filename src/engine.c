@@ -31,6 +31,7 @@
 #include "settings.h"
 #include "spi_util.h"
 #include "step.h"
+#include "version.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(taskflow_run);
@@ -588,6 +589,7 @@ taskflow_run(PG_FUNCTION_ARGS)
 				 errmsg("as_of cannot be NULL"),
 				 errhint("Pass the instant to run as, or leave the argument out to run as of now().")));
 	as_of = PG_GETARG_TIMESTAMPTZ(0);
+	TaskflowCheckInstalledVersion();
 	InitMaterializedSRF(fcinfo, 0);
 	path_level = TaskflowPinSearchPath();
 	SPI_connect();

@@ -22,6 +22,7 @@
 #include "privileges.h"
 #include "spi_util.h"
 #include "step.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(taskflow_process);
 PG_FUNCTION_INFO_V1(taskflow_skip);
@@ -254,6 +255,7 @@ ManualRun(FunctionCallInfo fcinfo, ManualAction action)
 	uint64		nrows;
 	int			path_level;
 
+	TaskflowCheckInstalledVersion();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -35,6 +35,7 @@
 #include "engine.h"
 #include "privileges.h"
 #include "spi_util.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(taskflow_preview);
 
@@ -349,6 +350,7 @@ taskflow_preview(PG_FUNCTION_ARGS)
 	args.hypothetical = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
 	args.entry_step = PG_GETARG_DATUM(5);
 	args.caller = GetUserId();
+	TaskflowCheckInstalledVersion();
 	CheckArgs(&args);
 	InitMaterializedSRF(fcinfo, 0);
 	args.result = rsinfo->setResult;

@@ -36,6 +36,7 @@
 #include "utils/syscache.h"
 
 #include "privileges.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(taskflow_api_call);
 
@@ -348,6 +349,7 @@ taskflow_api_call(PG_FUNCTION_ARGS)
 	if (fcinfo->flinfo == NULL || !OidIsValid(fcinfo->flinfo->fn_oid))
 		elog(ERROR, "taskflow_api_call must be called as a SQL function");
 	call = ApiCallLookup(fcinfo->flinfo);
+	TaskflowCheckInstalledVersion();
 	if (InSecurityRestrictedOperation())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -33,6 +33,7 @@
 #include "settings.h"
 #include "shared.h"
 #include "spi_util.h"
+#include "version.h"
 #include "worker.h"
 
 PGDLLEXPORT void taskflow_scheduler_main(Datum arg);
@@ -201,6 +202,27 @@ NextWakeup(RunResult *result)
 }
 
 /*
+ * WaitForUpdate says, once, that this library cannot run against the
+ * version of taskflow installed here: the scheduler sleeps until ALTER
+ * EXTENSION taskflow UPDATE wakes it (see version.c).
+ */
+static void
+WaitForUpdate(const char *version)
+{
+	static bool told = false;
+	char		message[TASKFLOW_ERROR_LEN];
+
+	if (told)
+		return;
+	told = true;
+	snprintf(message, sizeof(message),
+			 "taskflow %s is installed here but the library is version %s: waiting for ALTER EXTENSION taskflow UPDATE",
+			 version, TASKFLOW_VERSION);
+	ereport(LOG, (errmsg("taskflow scheduler: %s", message)));
+	RecordError(message);
+}
+
+/*
  * RunOnce runs the engine in one transaction; false when taskflow is not
  * installed here (the scheduler then exits).  Errors are logged and kept
  * for the status view; the scheduler retries after a pause.
@@ -212,21 +234,28 @@ RunOnce(TimestampTz *next_wakeup)
 	TimestampTz started = GetCurrentTimestamp();
 	RunResult	result;
 	volatile bool installed = true;
+	volatile bool runnable = false;
 
 	memset(&result, 0, sizeof(result));
 	PG_TRY();
 	{
+		char	   *version;
+
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "taskflow: running due work");
-		installed = !ExtensionMissing();
-		if (installed && taskflow_enabled)
+		version = TaskflowInstalledVersion();
+		installed = (version != NULL);
+		runnable = installed && TaskflowVersionSupported(version) && taskflow_enabled;
+		if (installed && !TaskflowVersionSupported(version))
+			WaitForUpdate(version);
+		if (runnable)
 			RunEngine(&result);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		*next_wakeup = NextWakeup(&result);
-		if (installed && taskflow_enabled)
+		if (runnable)
 			RecordRun(&result, started, *next_wakeup);
 	}
 	PG_CATCH();

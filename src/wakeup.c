@@ -182,7 +182,7 @@ DropsTaskflow(Node *parsetree)
 
 /*
  * TaskflowProcessUtility watches the utility commands that change which
- * databases the workers serve.
+ * databases the workers serve, or what they run against (an update).
  */
 static void
 TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -218,6 +218,14 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	 */
 	if (IsA(parsetree, CreatedbStmt) || IsA(parsetree, DropdbStmt))
 		rescan_databases = true;
+
+	/* workers waiting for the update (see version.c) go on at commit */
+	if (IsA(parsetree, AlterExtensionStmt) &&
+		strcmp(((AlterExtensionStmt *) parsetree)->extname, "taskflow") == 0)
+	{
+		wake_scheduler = true;
+		TaskflowWakeDeliveryAtCommit();
+	}
 }
 
 /*
