@@ -128,10 +128,13 @@ SELECT taskflow.create_task('Bの発送', 'auto',
 	actions => '[{"sql": "UPDATE engine_errors_a.shipment SET shipped = true WHERE member_id = ANY($1)"}]');
 SELECT taskflow.save_criteria('Bの条件',
 	$$EXISTS (SELECT FROM engine_errors_a.shipment s WHERE s.member_id = member.member_id)$$);
--- A's chain and task are as they were
+-- B does not even see A's chain and task (row security); they are as they were
+SELECT count(*) FROM taskflow.chain WHERE name = '特典チェーン';
+RESET ROLE;
 SELECT name, description, enabled, paused_reason FROM taskflow.chain WHERE name = '特典チェーン';
 SELECT t.name, t.mode, count(s.step_id) AS steps FROM taskflow.task t LEFT JOIN taskflow.chain_step s USING (task_id)
  WHERE t.name = '特典付与' GROUP BY t.name, t.mode;
+SET ROLE engine_errors_b;
 -- B's own chain cannot use A's task either
 SELECT taskflow.create_chain('Bのチェーン', ARRAY['歓迎タグ']);
 -- B's own chain over the shared table is fine

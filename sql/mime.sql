@@ -273,18 +273,31 @@ SELECT count(*) AS messages,
 		UNION ALL SELECT resend FROM mime_test.sent) AS m(msg);
 
 ---------------------------------------------------------------- privileges
--- the application and operators may build and preview mail; PUBLIC not
+-- the application and operators may build mail; the mail of an outbox
+-- row only relays, operators and the role owning its chain (these chains
+-- are the superuser's); PUBLIC nothing
 CREATE ROLE mime_app IN ROLE taskflow_app;
+CREATE ROLE mime_operator IN ROLE taskflow_operator;
+CREATE ROLE mime_relay IN ROLE taskflow_relay;
 CREATE ROLE mime_nobody;
+SELECT min(outbox_id) AS first_message FROM taskflow.outbox \gset
 SET ROLE mime_app;
 SELECT length(taskflow.mime_build('事務局', 'info@example.jp', 'taro@example.jp', 's', 'x')) > 0 AS built;
-SELECT strpos(taskflow.mime_message(min(outbox_id), '2026-06-01 09:00+09'), E'\r\nTo: ') > 0 AS built
-  FROM taskflow.outbox;
+SELECT taskflow.mime_message(:first_message, '2026-06-01 09:00+09');
+RESET ROLE;
+SET ROLE mime_operator;
+SELECT strpos(taskflow.mime_message(:first_message, '2026-06-01 09:00+09'), E'\r\nTo: ') > 0 AS built;
+RESET ROLE;
+SET ROLE mime_relay;
+SELECT strpos(taskflow.mime_message(:first_message, '2026-06-01 09:00+09'), E'\r\nTo: ') > 0 AS built;
 RESET ROLE;
 SET ROLE mime_nobody;
 SELECT taskflow.mime_build('事務局', 'info@example.jp', 'taro@example.jp', 's', 'x');
+SELECT taskflow.mime_message(:first_message, '2026-06-01 09:00+09');
 RESET ROLE;
 
 DROP ROLE mime_app;
+DROP ROLE mime_operator;
+DROP ROLE mime_relay;
 DROP ROLE mime_nobody;
 DROP SCHEMA mime_test CASCADE;

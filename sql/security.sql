@@ -80,6 +80,32 @@ SELECT task, member_name, pending_since, assignee FROM taskflow.dashboard;
 SELECT o.outbox_id, m.name, o.subject, o.state FROM taskflow.outbox o JOIN taskflow.member m USING (member_id)
  ORDER BY o.outbox_id;
 CREATE TEMP TABLE before_bob AS SELECT * FROM pg_temp.fingerprint();
+SELECT min(outbox_id) AS alice_message FROM taskflow.outbox \gset
+-- what each role sees of taskflow's tables and views (row security)
+CREATE FUNCTION pg_temp.visible() RETURNS TABLE (relation text, visible_rows bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	rel text;
+BEGIN
+	FOREACH rel IN ARRAY ARRAY['task', 'chain', 'chain_step', 'chain_member', 'history',
+							   'outbox', 'chain_error', 'template', 'delivery_attempt',
+							   'pending_tasks', 'dashboard', 'chain_summary', 'member_state']
+	LOOP
+		relation := rel;
+		EXECUTE format('SELECT count(*) FROM taskflow.%I', rel) INTO visible_rows;
+		RETURN NEXT;
+	END LOOP;
+	relation := 'member_activity (automation)';
+	SELECT count(*) INTO visible_rows FROM taskflow.member_activity a WHERE a.source = 'history';
+	RETURN NEXT;
+END
+$$;
+GRANT EXECUTE ON FUNCTION pg_temp.visible() TO PUBLIC;
+SELECT * FROM pg_temp.visible();
+-- alice sees all of it: it is all hers
+SET ROLE security_alice;
+SELECT * FROM pg_temp.visible();
+RESET ROLE;
 
 ---------------------------------------------------------------- bob against alice
 -- Every function that takes a name of alice's: refused, nothing read.
@@ -122,8 +148,15 @@ SELECT taskflow.process('A電話', NULL, '2027-06-01 12:00+09');
 SELECT taskflow.skip('A電話', ARRAY[pg_temp.mid('s-1')], '2027-06-01 12:00+09');
 SELECT taskflow.cancel('A電話', ARRAY[pg_temp.mid('s-2')], '2027-06-01 12:00+09');
 -- her messages: cancel one, queue one again
-SELECT taskflow.cancel_message(min(outbox_id)) FROM taskflow.outbox;
-SELECT taskflow.retry_message(min(outbox_id)) FROM taskflow.outbox;
+SELECT taskflow.cancel_message(:alice_message);
+SELECT taskflow.retry_message(:alice_message);
+-- nor read any of it: her tasks, chains, templates, member states,
+-- history, messages, errors, the dashboard and summaries show no row of
+-- hers; explain shows none of her chains; her template cannot be previewed
+SELECT * FROM pg_temp.visible();
+SELECT count(*) FROM taskflow.explain(pg_temp.mid('s-1'), '2027-06-01 12:00+09');
+SELECT * FROM taskflow.preview_template('A案内', pg_temp.mid('s-1'));
+SELECT count(*) FROM taskflow.activity(pg_temp.mid('s-1'));
 -- his own run and preview do nothing to her chain (he has no chain)
 SELECT * FROM taskflow.run('2027-06-01 12:00+09') ORDER BY chain;
 SELECT count(*) FROM taskflow.preview('2027-06-01 12:00+09', '2027-06-03 00:00+09');
@@ -141,6 +174,8 @@ SELECT b.tbl, b.n AS rows, b.md5 = a.md5 AS unchanged
 -- an operator works every chain's pending list (that is the role), but
 -- defines, runs and reads criteria of no one
 SET ROLE security_op;
+-- it sees every chain's rows
+SELECT * FROM pg_temp.visible();
 SELECT taskflow.save_criteria('運用', 'true');
 SELECT taskflow.alter_chain('Aのチェーン', description => '運用で変更');
 SELECT taskflow.alter_template('A案内', subject => '運用で変更');
@@ -153,6 +188,7 @@ SELECT taskflow.unsubscribe(pg_temp.mid('s-1'));
 RESET ROLE;
 -- a relay claims and completes outbox rows, nothing else
 SET ROLE security_relay;
+SELECT count(*) FROM taskflow.outbox;
 SELECT count(*) FROM taskflow.member;
 SELECT * FROM taskflow.explain(pg_temp.mid('s-1'));
 SELECT * FROM taskflow.preview_template('A案内', pg_temp.mid('s-1'));
@@ -168,7 +204,8 @@ RESET ROLE;
 
 -- No taskflow role (nor PUBLIC) may execute an internal function (they
 -- take the caller as an argument, or write as the extension owner);
--- _local only formats a time.
+-- _local only formats a time, _may_see only says whether a role has
+-- another's privileges (the row security policies call it).
 SELECT p.oid::regprocedure AS internal_function, r.rolname
   FROM pg_proc p CROSS JOIN (SELECT rolname, oid FROM pg_roles
 							  WHERE rolname IN ('taskflow_app', 'taskflow_operator', 'taskflow_relay')

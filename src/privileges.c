@@ -26,6 +26,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -39,11 +40,12 @@
 #include "version.h"
 
 PG_FUNCTION_INFO_V1(taskflow_api_call);
+PG_FUNCTION_INFO_V1(taskflow_api_call_set);
 
 /* What the dispatcher needs to call one internal function, cached. */
 typedef struct ApiCallData
 {
-	char	   *sql;			/* SELECT schema._name($1, ...) */
+	char	   *sql;			/* SELECT [* FROM] schema._name($1, ...) */
 	int			nargs;			/* arguments of the internal function */
 	Oid			argtypes[FUNC_MAX_ARGS];
 	Oid			rettype;
@@ -176,7 +178,8 @@ TaskflowCheckCanUse(Oid caller, Oid owner, const char *what)
 
 /*
  * ApiCallSql returns the statement calling the internal function of the API
- * function proc: SELECT schema._name($1, ..., $n+1).
+ * function proc: SELECT schema._name($1, ..., $n+1), or SELECT * FROM it
+ * for a function returning a set.
  */
 static char *
 ApiCallSql(Form_pg_proc proc)
@@ -186,7 +189,7 @@ ApiCallSql(Form_pg_proc proc)
 	int			i;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s.%s($1",
+	appendStringInfo(&sql, "SELECT %s%s.%s($1", proc->proretset ? "* FROM " : "",
 					 quote_identifier(get_namespace_name(proc->pronamespace)),
 					 quote_identifier(internal_name));
 	for (i = 0; i < proc->pronargs; i++)
@@ -197,14 +200,15 @@ ApiCallSql(Form_pg_proc proc)
 
 /*
  * ApiCallCheckShape refuses an API function the dispatcher cannot forward:
- * one returning a set, taking polymorphic arguments or too many of them.
+ * one returning a set (unless set), or not (if set), taking polymorphic
+ * arguments or too many of them.
  */
 static void
-ApiCallCheckShape(Form_pg_proc proc)
+ApiCallCheckShape(Form_pg_proc proc, bool set)
 {
 	int			i;
 
-	if (proc->proretset || proc->pronargs >= FUNC_MAX_ARGS)
+	if (proc->proretset != set || proc->pronargs >= FUNC_MAX_ARGS)
 		elog(ERROR, "taskflow_api_call cannot implement function %s",
 			 NameStr(proc->proname));
 	for (i = 0; i < proc->pronargs; i++)
@@ -218,7 +222,7 @@ ApiCallCheckShape(Form_pg_proc proc)
  * being called, caching the answer for the life of the FmgrInfo.
  */
 static ApiCall
-ApiCallLookup(FmgrInfo *flinfo)
+ApiCallLookup(FmgrInfo *flinfo, bool set)
 {
 	HeapTuple	tuple;
 	Form_pg_proc proc;
@@ -231,7 +235,7 @@ ApiCallLookup(FmgrInfo *flinfo)
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for function %u", flinfo->fn_oid);
 	proc = (Form_pg_proc) GETSTRUCT(tuple);
-	ApiCallCheckShape(proc);
+	ApiCallCheckShape(proc, set);
 
 	call = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(ApiCallData));
 	call->sql = MemoryContextStrdup(flinfo->fn_mcxt, ApiCallSql(proc));
@@ -348,7 +352,7 @@ taskflow_api_call(PG_FUNCTION_ARGS)
 
 	if (fcinfo->flinfo == NULL || !OidIsValid(fcinfo->flinfo->fn_oid))
 		elog(ERROR, "taskflow_api_call must be called as a SQL function");
-	call = ApiCallLookup(fcinfo->flinfo);
+	call = ApiCallLookup(fcinfo->flinfo, false);
 	TaskflowCheckInstalledVersion();
 	if (InSecurityRestrictedOperation())
 		ereport(ERROR,
@@ -366,4 +370,80 @@ taskflow_api_call(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	return result;
+}
+
+/*
+ * ApiCallRows runs the internal function of a set-returning API function
+ * through SPI with the caller as first argument, and puts every row it
+ * returns into the caller's tuplestore.
+ */
+static void
+ApiCallRows(ApiCall call, Oid caller, FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext mcxt = CurrentMemoryContext;
+	Datum		values[FUNC_MAX_ARGS];
+	char		nulls[FUNC_MAX_ARGS];
+	int			i;
+
+	values[0] = ObjectIdGetDatum(caller);
+	nulls[0] = ' ';
+	for (i = 1; i < call->nargs; i++)
+	{
+		values[i] = fcinfo->args[i - 1].value;
+		nulls[i] = fcinfo->args[i - 1].isnull ? 'n' : ' ';
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PG_TRY();
+	{
+		uint64		row;
+
+		if (SPI_execute_with_args(call->sql, call->nargs, call->argtypes,
+								  values, nulls, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "taskflow: \"%s\" failed", call->sql);
+		if (SPI_tuptable->tupdesc->natts != rsinfo->setDesc->natts)
+			elog(ERROR, "taskflow: \"%s\" returns %d columns, not %d", call->sql,
+				 SPI_tuptable->tupdesc->natts, rsinfo->setDesc->natts);
+		for (row = 0; row < SPI_processed; row++)
+			tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[row]);
+	}
+	PG_CATCH();
+	{
+		ApiCallRethrow(mcxt);
+	}
+	PG_END_TRY();
+	SPI_finish();
+}
+
+/*
+ * taskflow_api_call_set is taskflow_api_call for API functions that return
+ * a set (explain, preview_template): SELECT * FROM taskflow._<name>(caller,
+ * <arguments>) as the extension owner, every row returned, so what the
+ * caller sees is limited to what its role may see.
+ */
+Datum
+taskflow_api_call_set(PG_FUNCTION_ARGS)
+{
+	ApiCall		call;
+	Oid			caller = GetUserId();
+	Oid			save_userid;
+	int			save_sec_context;
+
+	if (fcinfo->flinfo == NULL || !OidIsValid(fcinfo->flinfo->fn_oid))
+		elog(ERROR, "taskflow_api_call_set must be called as a SQL function");
+	call = ApiCallLookup(fcinfo->flinfo, true);
+	TaskflowCheckInstalledVersion();
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot call %s within a security-restricted operation",
+						get_func_name(fcinfo->flinfo->fn_oid))));
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(TaskflowExtensionOwner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	ApiCallRows(call, caller, fcinfo);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return (Datum) 0;
 }

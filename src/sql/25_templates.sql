@@ -543,10 +543,12 @@ AS 'MODULE_PATHNAME', 'taskflow_api_call';
 COMMENT ON FUNCTION taskflow.drop_template(text) IS
 	'Drops a template unless a task uses it';
 
--- What a member would receive from a template.
-CREATE FUNCTION taskflow.preview_template(name text, member_id bigint)
+-- What a member would receive from a template: preview_template() on
+-- behalf of caller, who must have the template owner's privileges or be an
+-- operator.
+CREATE FUNCTION taskflow._preview_template(caller regrole, name text, member_id bigint)
 RETURNS TABLE (subject text, body_text text, body_html text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -555,21 +557,32 @@ DECLARE
 	r taskflow.rendered_message;
 BEGIN
 	SELECT * INTO t FROM taskflow.template x
-	 WHERE x.name OPERATOR(pg_catalog.=) preview_template.name;
+	 WHERE x.name OPERATOR(pg_catalog.=) _preview_template.name;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'template "%" does not exist', preview_template.name
+		RAISE EXCEPTION 'template "%" does not exist', _preview_template.name
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	IF NOT taskflow._may_see(caller, t.owner) THEN
+		RAISE EXCEPTION 'permission denied for template "%"', _preview_template.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('It belongs to role %s, whose privileges role %s does not have.', t.owner, caller),
+				  HINT = 'Only the owning role, its members and operators can preview it.';
+	END IF;
 	SELECT * INTO m FROM taskflow.member x
-	 WHERE x.member_id OPERATOR(pg_catalog.=) preview_template.member_id;
+	 WHERE x.member_id OPERATOR(pg_catalog.=) _preview_template.member_id;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'member % does not exist', preview_template.member_id
+		RAISE EXCEPTION 'member % does not exist', _preview_template.member_id
 			USING ERRCODE = 'no_data_found';
 	END IF;
 	r := taskflow.render_message(t, m);
 	RETURN QUERY SELECT r.subject, r.body_text, r.body_html;
 END
 $$;
+-- preview_template() for the caller, through the dispatcher.
+CREATE FUNCTION taskflow.preview_template(name text, member_id bigint)
+RETURNS TABLE (subject text, body_text text, body_html text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'taskflow_api_call_set';
 COMMENT ON FUNCTION taskflow.preview_template(text, bigint) IS
 	'The subject and bodies a member would receive from a template';
 
@@ -596,6 +609,7 @@ REVOKE ALL ON FUNCTION
 	taskflow._create_template(regrole, text, text, text, text, text, text, text, text, boolean, text, text),
 	taskflow._alter_template(regrole, text, text, text, text, text, text, text, text, boolean, text, text, text),
 	taskflow._drop_template(regrole, text),
+	taskflow._preview_template(regrole, text, bigint),
 	taskflow.create_template(text, text, text, text, text, text, text, text, boolean, text, text),
 	taskflow.alter_template(text, text, text, text, text, text, text, text, boolean, text, text, text),
 	taskflow.drop_template(text),

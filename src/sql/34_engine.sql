@@ -60,11 +60,12 @@ LANGUAGE sql STABLE
 RETURN pg_catalog.to_char(ts AT TIME ZONE tz, 'YYYY-MM-DD HH24:MI');
 
 -- Where a member is in each chain and why (not entered, waiting until,
--- pending at, finished, left because …), as of an instant.
-CREATE FUNCTION taskflow.explain(member_id bigint, as_of timestamptz DEFAULT taskflow.clock())
+-- pending at, finished, left because …), as of an instant: explain() on
+-- behalf of caller, for each chain caller may see.
+CREATE FUNCTION taskflow._explain(caller regrole, member_id bigint, as_of timestamptz)
 RETURNS TABLE (chain text, state text, task text, since timestamptz, due_at timestamptz,
 			   reason text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -85,9 +86,9 @@ BEGIN
 			USING ERRCODE = 'datetime_value_out_of_range',
 				  HINT = 'Pass the instant to explain as of, or leave the argument out for now().';
 	END IF;
-	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) explain.member_id;
+	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) _explain.member_id;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'member % does not exist', explain.member_id USING ERRCODE = 'no_data_found';
+		RAISE EXCEPTION 'member % does not exist', _explain.member_id USING ERRCODE = 'no_data_found';
 	END IF;
 	FOR r IN
 		SELECT c.chain_id, c.name AS chain_name, c.enabled, c.paused_reason, c.time_zone,
@@ -105,15 +106,16 @@ BEGIN
 				  JOIN taskflow.chain_step ls ON ls.step_id OPERATOR(pg_catalog.=) h.step_id
 				  JOIN taskflow.task lt ON lt.task_id OPERATOR(pg_catalog.=) ls.task_id
 				 WHERE h.chain_id OPERATOR(pg_catalog.=) c.chain_id
-				   AND h.member_id OPERATOR(pg_catalog.=) explain.member_id
+				   AND h.member_id OPERATOR(pg_catalog.=) _explain.member_id
 				   AND h.event OPERATOR(pg_catalog.=) ANY (ARRAY['left', 'cancelled'])
 				 ORDER BY h.history_id DESC LIMIT 1) AS left_task
 		  FROM taskflow.chain c
 		  LEFT JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) c.chain_id
-											AND cm.member_id OPERATOR(pg_catalog.=) explain.member_id
+											AND cm.member_id OPERATOR(pg_catalog.=) _explain.member_id
 		  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) cm.step_id
 		  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id
 		  LEFT JOIN taskflow.criteria cr ON cr.criteria_id OPERATOR(pg_catalog.=) t.criteria_id
+		 WHERE taskflow._may_see(caller, c.owner)
 		 ORDER BY c.name
 	LOOP
 		chain := r.chain_name;
@@ -129,9 +131,9 @@ BEGIN
 		matches := NULL;
 		next_entry := NULL;
 		IF r.st IS NULL OR (r.st IN ('done', 'left') AND r.reentry OPERATOR(pg_catalog.<>) 'never') THEN
-			matches := taskflow._member_matches(r.chain_id, NULL, explain.member_id, as_of);
+			matches := taskflow._member_matches(r.chain_id, NULL, _explain.member_id, as_of);
 		ELSIF r.st OPERATOR(pg_catalog.=) 'waiting' THEN
-			matches := taskflow._member_matches(r.chain_id, r.step_id, explain.member_id, as_of);
+			matches := taskflow._member_matches(r.chain_id, r.step_id, _explain.member_id, as_of);
 		END IF;
 		IF r.schedule OPERATOR(pg_catalog.=) 'daily' THEN
 			next_entry := taskflow.daily_slot_after(as_of, r.daily_at, r.weekdays, r.time_zone);
@@ -140,7 +142,7 @@ BEGIN
 		-- and at which step
 		SELECT * INTO a FROM taskflow._anchor_entry(NULL, NULL, NULL);
 		IF r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
-			SELECT * INTO a FROM taskflow._anchor_entry(r.chain_id, explain.member_id, as_of);
+			SELECT * INTO a FROM taskflow._anchor_entry(r.chain_id, _explain.member_id, as_of);
 			task := a.task;
 			due_at := a.due_at;
 		END IF;
@@ -201,6 +203,14 @@ BEGIN
 	END LOOP;
 END
 $$;
+-- explain() for the caller: only the chains it may see (taskflow._may_see),
+-- through the dispatcher, which runs taskflow._explain() as the extension
+-- owner with the calling role as caller.
+CREATE FUNCTION taskflow.explain(member_id bigint, as_of timestamptz DEFAULT taskflow.clock())
+RETURNS TABLE (chain text, state text, task text, since timestamptz, due_at timestamptz,
+			   reason text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'taskflow_api_call_set';
 COMMENT ON FUNCTION taskflow.explain(bigint, timestamptz) IS
 	'For each chain: where the member is and why, as of an instant';
 
@@ -290,7 +300,8 @@ REVOKE ALL ON FUNCTION taskflow._task_for(regrole, text, boolean),
 	taskflow._enable_chain(regrole, text), taskflow._disable_chain(regrole, text),
 	taskflow._drop_chain(regrole, text), taskflow._parse_wait(text),
 	taskflow._entry_slot(taskflow.chain, timestamptz), taskflow._parse_weekdays(text[]),
-	taskflow._member_matches(integer, integer, bigint, timestamptz)
+	taskflow._member_matches(integer, integer, bigint, timestamptz),
+	taskflow._explain(regrole, bigint, timestamptz)
 	FROM PUBLIC;
 REVOKE ALL ON FUNCTION taskflow.create_task, taskflow.alter_task, taskflow.drop_task,
 	taskflow.create_chain, taskflow.add_step, taskflow.set_wait, taskflow.move_step,

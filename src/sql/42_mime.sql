@@ -36,33 +36,45 @@ COMMENT ON FUNCTION taskflow.mime_build(text, text, text, text, text, text, text
 -- sender's domain (a resend of the row carries the same id), the Date in
 -- the chain's time zone.  The row is checked here, then built by
 -- taskflow._mime_messages() (src/sql/45_delivery_worker.sql), which the
--- delivery workers call for a whole batch at once.
-CREATE FUNCTION taskflow.mime_message(outbox_id bigint,
-									  as_of timestamptz DEFAULT pg_catalog.now())
+-- delivery workers call for a whole batch at once.  mime_message() on
+-- behalf of caller: a relay, an operator, or a role with the privileges
+-- of the message's chain owner.
+CREATE FUNCTION taskflow._mime_message(caller regrole, outbox_id bigint, as_of timestamptz)
 RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	o_owner regrole;
 	o_channel text;
 	o_transactional boolean;
 	kind	text;
 	unsub	text;
 BEGIN
-	SELECT x.channel, x.transactional, c.kind, c.unsubscribe_url
-	  INTO o_channel, o_transactional, kind, unsub
+	SELECT x.channel, x.transactional, c.kind, c.unsubscribe_url, ch.owner
+	  INTO o_channel, o_transactional, kind, unsub, o_owner
 	  FROM taskflow.outbox x
 	  LEFT JOIN taskflow.channel c ON c.name OPERATOR(pg_catalog.=) x.channel
-	 WHERE x.outbox_id OPERATOR(pg_catalog.=) mime_message.outbox_id;
+	  LEFT JOIN taskflow.chain ch ON ch.chain_id OPERATOR(pg_catalog.=) x.chain_id
+	 WHERE x.outbox_id OPERATOR(pg_catalog.=) _mime_message.outbox_id;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'outbox row % does not exist', mime_message.outbox_id
+		RAISE EXCEPTION 'outbox row % does not exist', _mime_message.outbox_id
 			USING ERRCODE = 'no_data_found';
+	END IF;
+	IF NOT (COALESCE(pg_has_role(caller, 'taskflow_relay', 'USAGE'), false)
+			OR (o_owner IS NOT NULL AND taskflow._may_see(caller, o_owner))
+			OR COALESCE(pg_has_role(caller, 'taskflow_operator', 'USAGE'), false)) THEN
+		RAISE EXCEPTION 'permission denied for outbox row %', _mime_message.outbox_id
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = CASE WHEN o_owner IS NULL THEN 'Its chain was dropped.'
+								ELSE format('Its chain belongs to role %s.', o_owner) END,
+				  HINT = 'Relays, operators and members of the role that owns the chain may build its mail.';
 	END IF;
 	kind := coalesce(kind, CASE WHEN o_channel OPERATOR(pg_catalog.=) 'webhook'
 								THEN 'webhook' ELSE 'smtp' END);
 	IF kind OPERATOR(pg_catalog.<>) 'smtp' THEN
 		RAISE EXCEPTION 'outbox row % is for channel "%" (%), which does not send mail',
-			mime_message.outbox_id, o_channel, kind
+			_mime_message.outbox_id, o_channel, kind
 			USING ERRCODE = 'wrong_object_type';
 	END IF;
 	IF NOT o_transactional
@@ -74,9 +86,16 @@ BEGIN
 	END IF;
 
 	-- built as a delivery worker builds a batch (src/sql/45_delivery_worker.sql)
-	RETURN (SELECT m.message FROM taskflow._mime_messages(ARRAY[mime_message.outbox_id], as_of) m);
+	RETURN (SELECT m.message FROM taskflow._mime_messages(ARRAY[_mime_message.outbox_id], as_of) m);
 END
 $$;
+
+-- The mail of an outbox row, for the caller (through the dispatcher).
+CREATE FUNCTION taskflow.mime_message(outbox_id bigint,
+									  as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS text
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'taskflow_api_call';
 COMMENT ON FUNCTION taskflow.mime_message(bigint, timestamptz) IS
 	'The MIME mail an outbox row is sent as, dated as_of (same Message-ID on every resend)';
 

@@ -88,7 +88,9 @@ WITH ext AS (
 	UNION ALL
 	-- row security policies
 	SELECT pg_catalog.pg_describe_object('pg_catalog.pg_policy'::pg_catalog.regclass, p.oid, 0), 'policy',
-		   p.polcmd::text || ' ' || p.polpermissive::text || ' ' || p.polroles::text
+		   p.polcmd::text || ' ' || p.polpermissive::text || ' '
+		   || (SELECT pg_catalog.string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_catalog.pg_roles r
+			   WHERE r.oid OPERATOR(pg_catalog.=) ANY (p.polroles))
 		   || ' using ' || COALESCE(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '')
 		   || ' check ' || COALESCE(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '')
 	FROM pg_catalog.pg_policy p WHERE p.polrelid IN (SELECT oid FROM rel)

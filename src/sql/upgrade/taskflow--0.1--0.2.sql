@@ -12,3 +12,342 @@
 -- does not run against, and go on when this update commits.
 
 \echo Use "ALTER EXTENSION taskflow UPDATE TO '0.2'" to load this file. \quit
+
+-- Row security (src/sql/91_row_security.sql): each application role sees
+-- only its own tasks, chains, templates and what its chains did; explain(),
+-- preview_template() and mime_message() go through the dispatcher, which
+-- tells them who calls, instead of SECURITY DEFINER.
+-- Whether caller may see the rows of objects owned by owner: it has the
+-- owner's privileges, or is an operator (superusers: always).  For a
+-- dropped owner: operators and superusers only.
+CREATE FUNCTION taskflow._may_see(caller regrole, owner regrole)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN COALESCE(pg_catalog.pg_has_role(caller::pg_catalog.oid, 'taskflow_operator', 'USAGE'), false)
+	OR CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) owner::pg_catalog.oid)
+			THEN COALESCE(pg_catalog.pg_has_role(caller::pg_catalog.oid, owner::pg_catalog.oid, 'USAGE'), false)
+			ELSE false END;
+COMMENT ON FUNCTION taskflow._may_see(regrole, regrole) IS
+	'Whether a role may see the rows of objects another role owns (its privileges, or an operator)';
+
+-- The same for the current role: the row security policies below.
+CREATE FUNCTION taskflow._may_see(owner regrole)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN taskflow._may_see((SELECT r.oid FROM pg_catalog.pg_roles r
+						   WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)::regrole, owner);
+COMMENT ON FUNCTION taskflow._may_see(regrole) IS
+	'Whether the current role may see the rows of objects a role owns';
+REVOKE ALL ON FUNCTION taskflow._may_see(regrole, regrole), taskflow._may_see(regrole) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taskflow._may_see(regrole, regrole), taskflow._may_see(regrole)
+	TO taskflow_app, taskflow_operator, taskflow_relay;
+
+-- Policies are per role: a role sees the rows any of its roles' policies
+-- allow.  A role with none of the three roles sees no row, even if the
+-- DBA granted it SELECT (grant it taskflow_operator to read everything).
+
+-- Definitions with an owner.
+CREATE POLICY own ON taskflow.task FOR SELECT TO taskflow_app
+	USING (taskflow._may_see(owner));
+CREATE POLICY every ON taskflow.task FOR SELECT TO taskflow_operator USING (true);
+ALTER TABLE taskflow.task ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON taskflow.chain FOR SELECT TO taskflow_app
+	USING (taskflow._may_see(owner));
+CREATE POLICY every ON taskflow.chain FOR SELECT TO taskflow_operator USING (true);
+ALTER TABLE taskflow.chain ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON taskflow.template FOR SELECT TO taskflow_app
+	USING (taskflow._may_see(owner));
+CREATE POLICY every ON taskflow.template FOR SELECT TO taskflow_operator USING (true);
+ALTER TABLE taskflow.template ENABLE ROW LEVEL SECURITY;
+
+-- What a chain has and did: seen with the chain (itself row-secured).
+-- history keeps a dropped chain's name: its rows are the operators' then.
+CREATE POLICY own ON taskflow.chain_step FOR SELECT TO taskflow_app
+	USING (EXISTS (SELECT FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) chain_step.chain_id));
+CREATE POLICY every ON taskflow.chain_step FOR SELECT TO taskflow_operator USING (true);
+ALTER TABLE taskflow.chain_step ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON taskflow.chain_member FOR SELECT TO taskflow_app
+	USING (EXISTS (SELECT FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) chain_member.chain_id));
+CREATE POLICY every ON taskflow.chain_member FOR SELECT TO taskflow_operator USING (true);
+ALTER TABLE taskflow.chain_member ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON taskflow.chain_error FOR SELECT TO taskflow_app
+	USING (EXISTS (SELECT FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) chain_error.chain_id));
+CREATE POLICY every ON taskflow.chain_error FOR SELECT TO taskflow_operator USING (true);
+ALTER TABLE taskflow.chain_error ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON taskflow.history FOR SELECT TO taskflow_app
+	USING (EXISTS (SELECT FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) history.chain_id));
+CREATE POLICY every ON taskflow.history FOR SELECT TO taskflow_operator USING (true);
+ALTER TABLE taskflow.history ENABLE ROW LEVEL SECURITY;
+
+-- Messages: with their chain; relays and operators see every message.
+CREATE POLICY own ON taskflow.outbox FOR SELECT TO taskflow_app
+	USING (EXISTS (SELECT FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) outbox.chain_id));
+CREATE POLICY every ON taskflow.outbox FOR SELECT TO taskflow_operator, taskflow_relay USING (true);
+ALTER TABLE taskflow.outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON taskflow.delivery_attempt FOR SELECT TO taskflow_app
+	USING (EXISTS (SELECT FROM taskflow.outbox o WHERE o.outbox_id OPERATOR(pg_catalog.=) delivery_attempt.outbox_id));
+CREATE POLICY every ON taskflow.delivery_attempt FOR SELECT TO taskflow_operator, taskflow_relay USING (true);
+ALTER TABLE taskflow.delivery_attempt ENABLE ROW LEVEL SECURITY;
+
+-- The views over them read as the calling role, so its rows only.
+ALTER VIEW taskflow.pending_tasks SET (security_invoker = true);
+ALTER VIEW taskflow.dashboard SET (security_invoker = true);
+ALTER VIEW taskflow.chain_summary SET (security_invoker = true);
+ALTER VIEW taskflow.member_state SET (security_invoker = true);
+ALTER VIEW taskflow.member_activity SET (security_invoker = true);
+
+-- explain() for the caller: the chains it may see (src/sql/34_engine.sql).
+CREATE FUNCTION taskflow._explain(caller regrole, member_id bigint, as_of timestamptz)
+RETURNS TABLE (chain text, state text, task text, since timestamptz, due_at timestamptz,
+			   reason text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	matches boolean;
+	prefix text;
+	next_entry timestamptz;
+	off text;
+	a record;
+BEGIN
+	IF as_of IS NULL THEN
+		RAISE EXCEPTION 'as_of cannot be NULL'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass the instant to explain as of, or leave the argument out for now().';
+	END IF;
+	IF NOT isfinite(as_of) THEN
+		RAISE EXCEPTION 'taskflow cannot explain as of an infinite instant'
+			USING ERRCODE = 'datetime_value_out_of_range',
+				  HINT = 'Pass the instant to explain as of, or leave the argument out for now().';
+	END IF;
+	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) _explain.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', _explain.member_id USING ERRCODE = 'no_data_found';
+	END IF;
+	FOR r IN
+		SELECT c.chain_id, c.name AS chain_name, c.enabled, c.paused_reason, c.time_zone,
+			   c.schedule, c.daily_at, c.weekdays, c.reentry,
+			   cm.state AS st, cm.step_id, cm.waiting_since, cm.due_at AS due, cm.left_reason,
+			   cm.finished_at, cm.rearmed, c.reentry_cooldown, c.anchor, c.anchor_change,
+			   s.position, t.name AS task_name,
+			   t.mode, t.assignee,
+			   t.on_mismatch, cr.name AS criteria_name,
+			   (SELECT fcr.name FROM taskflow.chain_step fs
+				  JOIN taskflow.task ft ON ft.task_id OPERATOR(pg_catalog.=) fs.task_id
+				  LEFT JOIN taskflow.criteria fcr ON fcr.criteria_id OPERATOR(pg_catalog.=) ft.criteria_id
+				 WHERE fs.chain_id OPERATOR(pg_catalog.=) c.chain_id AND fs.position OPERATOR(pg_catalog.=) 1) AS entry_criteria,
+			   (SELECT lt.name FROM taskflow.history h
+				  JOIN taskflow.chain_step ls ON ls.step_id OPERATOR(pg_catalog.=) h.step_id
+				  JOIN taskflow.task lt ON lt.task_id OPERATOR(pg_catalog.=) ls.task_id
+				 WHERE h.chain_id OPERATOR(pg_catalog.=) c.chain_id
+				   AND h.member_id OPERATOR(pg_catalog.=) _explain.member_id
+				   AND h.event OPERATOR(pg_catalog.=) ANY (ARRAY['left', 'cancelled'])
+				 ORDER BY h.history_id DESC LIMIT 1) AS left_task
+		  FROM taskflow.chain c
+		  LEFT JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) c.chain_id
+											AND cm.member_id OPERATOR(pg_catalog.=) _explain.member_id
+		  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) cm.step_id
+		  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id
+		  LEFT JOIN taskflow.criteria cr ON cr.criteria_id OPERATOR(pg_catalog.=) t.criteria_id
+		 WHERE taskflow._may_see(caller, c.owner)
+		 ORDER BY c.name
+	LOOP
+		chain := r.chain_name;
+		state := coalesce(r.st, 'not entered');
+		task := r.task_name;
+		since := CASE WHEN r.st IN ('done', 'left') THEN r.finished_at ELSE r.waiting_since END;
+		due_at := r.due;
+		prefix := CASE WHEN r.paused_reason IS NOT NULL THEN 'chain paused (' OPERATOR(pg_catalog.||) r.paused_reason OPERATOR(pg_catalog.||) '); '
+					   WHEN NOT r.enabled THEN 'chain disabled; ' ELSE '' END;
+		-- a disabled or paused chain runs nothing until it is enabled
+		off := CASE WHEN prefix OPERATOR(pg_catalog.<>) '' THEN ' once the chain is enabled' ELSE '' END;
+		-- nothing of the previous chain's row may carry over to this one
+		matches := NULL;
+		next_entry := NULL;
+		IF r.st IS NULL OR (r.st IN ('done', 'left') AND r.reentry OPERATOR(pg_catalog.<>) 'never') THEN
+			matches := taskflow._member_matches(r.chain_id, NULL, _explain.member_id, as_of);
+		ELSIF r.st OPERATOR(pg_catalog.=) 'waiting' THEN
+			matches := taskflow._member_matches(r.chain_id, r.step_id, _explain.member_id, as_of);
+		END IF;
+		IF r.schedule OPERATOR(pg_catalog.=) 'daily' THEN
+			next_entry := taskflow.daily_slot_after(as_of, r.daily_at, r.weekdays, r.time_zone);
+		END IF;
+		-- an anchor chain: the member's anchor decides whether it enters,
+		-- and at which step
+		SELECT * INTO a FROM taskflow._anchor_entry(NULL, NULL, NULL);
+		IF r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
+			SELECT * INTO a FROM taskflow._anchor_entry(r.chain_id, _explain.member_id, as_of);
+			task := a.task;
+			due_at := a.due_at;
+		END IF;
+		reason := prefix OPERATOR(pg_catalog.||) CASE
+			WHEN a.task IS NOT NULL THEN
+				format('matches the entry criteria %s; enters at the next entry check%s at task %s (step %s), due %s',
+					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off, quote_ident(a.task),
+					   a.position, taskflow._local(a.due_at, r.time_zone))
+			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches AND a.base IS NULL THEN
+				format('matches the entry criteria %s but has no %s: enters once it has one',
+					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), r.anchor)
+			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches AND a.base OPERATOR(pg_catalog.<) a.new_from THEN
+				format('its %s (%s) is before the chain took new members from %s (activation new): does not enter',
+					   r.anchor, taskflow._local(a.base, r.time_zone), taskflow._local(a.new_from, r.time_zone))
+			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
+				format('every step for its %s (%s) is past: does not enter',
+					   r.anchor, taskflow._local(a.base, r.time_zone))
+			WHEN r.st IS NULL AND matches THEN
+				format('matches the entry criteria %s; enters at the next entry check%s%s',
+					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off,
+					   CASE WHEN next_entry IS NOT NULL AND off OPERATOR(pg_catalog.=) ''
+							THEN ' (' OPERATOR(pg_catalog.||) taskflow._local(next_entry, r.time_zone) OPERATOR(pg_catalog.||) ')' ELSE '' END)
+			WHEN r.st IS NULL THEN
+				format('does not match the entry criteria %s', quote_ident(r.entry_criteria))
+			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of THEN
+				format('waiting for task %s (step %s) until %s', quote_ident(r.task_name), r.position,
+					   taskflow._local(r.due, r.time_zone))
+			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND matches THEN
+				format('task %s (step %s) is due since %s and runs at the next engine run%s',
+					   quote_ident(r.task_name), r.position, taskflow._local(r.due, r.time_zone), off)
+			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' THEN
+				format('task %s (step %s) is due but the member does not match %s: it will %s',
+					   quote_ident(r.task_name), r.position, quote_ident(r.criteria_name),
+					   CASE r.on_mismatch WHEN 'leave' THEN 'leave the chain' ELSE 'wait until it matches' END)
+			WHEN r.st OPERATOR(pg_catalog.=) 'pending' THEN
+				format('pending at manual task %s (step %s) since %s%s', quote_ident(r.task_name), r.position,
+					   taskflow._local(r.waiting_since, r.time_zone),
+					   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''))
+			WHEN r.st OPERATOR(pg_catalog.=) 'done' THEN
+				format('finished the chain on %s%s', taskflow._local(r.finished_at, r.time_zone),
+					   CASE WHEN r.anchor IS NOT NULL AND r.anchor_change OPERATOR(pg_catalog.=) 'restart'
+							THEN format('; enters again when its %s changes', r.anchor)
+							WHEN r.reentry OPERATOR(pg_catalog.=) 'never' THEN '; does not enter again'
+							WHEN matches IS NOT TRUE THEN ''
+							-- rematch re-enters only after an entry check at which it did not match
+							WHEN r.reentry OPERATOR(pg_catalog.=) 'rematch' AND NOT r.rearmed
+							THEN '; still matches: enters again (rematch) only after an entry check at which it does not match'
+							WHEN r.reentry OPERATOR(pg_catalog.=) 'cooldown'
+								 AND r.finished_at OPERATOR(pg_catalog.+) r.reentry_cooldown OPERATOR(pg_catalog.>) as_of
+							THEN format('; matches again and may re-enter from %s (cooldown)',
+										taskflow._local(r.finished_at OPERATOR(pg_catalog.+) r.reentry_cooldown, r.time_zone))
+							ELSE '; matches again and may re-enter (' OPERATOR(pg_catalog.||) r.reentry OPERATOR(pg_catalog.||) ')' END)
+			ELSE
+				format('left%s on %s: %s', coalesce(' at task ' OPERATOR(pg_catalog.||) quote_ident(r.left_task), ''),
+					   taskflow._local(r.finished_at, r.time_zone), r.left_reason)
+			END;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+-- explain() for the caller: only the chains it may see (taskflow._may_see),
+-- through the dispatcher, which runs taskflow._explain() as the extension
+-- owner with the calling role as caller.
+CREATE OR REPLACE FUNCTION taskflow.explain(member_id bigint, as_of timestamptz DEFAULT taskflow.clock())
+RETURNS TABLE (chain text, state text, task text, since timestamptz, due_at timestamptz,
+			   reason text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'taskflow_api_call_set';
+
+-- preview_template() for the caller (src/sql/25_templates.sql).
+CREATE FUNCTION taskflow._preview_template(caller regrole, name text, member_id bigint)
+RETURNS TABLE (subject text, body_text text, body_html text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t taskflow.template;
+	m taskflow.member;
+	r taskflow.rendered_message;
+BEGIN
+	SELECT * INTO t FROM taskflow.template x
+	 WHERE x.name OPERATOR(pg_catalog.=) _preview_template.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'template "%" does not exist', _preview_template.name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF NOT taskflow._may_see(caller, t.owner) THEN
+		RAISE EXCEPTION 'permission denied for template "%"', _preview_template.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('It belongs to role %s, whose privileges role %s does not have.', t.owner, caller),
+				  HINT = 'Only the owning role, its members and operators can preview it.';
+	END IF;
+	SELECT * INTO m FROM taskflow.member x
+	 WHERE x.member_id OPERATOR(pg_catalog.=) _preview_template.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', _preview_template.member_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	r := taskflow.render_message(t, m);
+	RETURN QUERY SELECT r.subject, r.body_text, r.body_html;
+END
+$$;
+-- preview_template() for the caller, through the dispatcher.
+CREATE OR REPLACE FUNCTION taskflow.preview_template(name text, member_id bigint)
+RETURNS TABLE (subject text, body_text text, body_html text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'taskflow_api_call_set';
+
+-- mime_message() for relays, operators and the chain's owner
+-- (src/sql/42_mime.sql).
+CREATE FUNCTION taskflow._mime_message(caller regrole, outbox_id bigint, as_of timestamptz)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	o_owner regrole;
+	o_channel text;
+	o_transactional boolean;
+	kind	text;
+	unsub	text;
+BEGIN
+	SELECT x.channel, x.transactional, c.kind, c.unsubscribe_url, ch.owner
+	  INTO o_channel, o_transactional, kind, unsub, o_owner
+	  FROM taskflow.outbox x
+	  LEFT JOIN taskflow.channel c ON c.name OPERATOR(pg_catalog.=) x.channel
+	  LEFT JOIN taskflow.chain ch ON ch.chain_id OPERATOR(pg_catalog.=) x.chain_id
+	 WHERE x.outbox_id OPERATOR(pg_catalog.=) _mime_message.outbox_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'outbox row % does not exist', _mime_message.outbox_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	IF NOT (COALESCE(pg_has_role(caller, 'taskflow_relay', 'USAGE'), false)
+			OR (o_owner IS NOT NULL AND taskflow._may_see(caller, o_owner))
+			OR COALESCE(pg_has_role(caller, 'taskflow_operator', 'USAGE'), false)) THEN
+		RAISE EXCEPTION 'permission denied for outbox row %', _mime_message.outbox_id
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = CASE WHEN o_owner IS NULL THEN 'Its chain was dropped.'
+								ELSE format('Its chain belongs to role %s.', o_owner) END,
+				  HINT = 'Relays, operators and members of the role that owns the chain may build its mail.';
+	END IF;
+	kind := coalesce(kind, CASE WHEN o_channel OPERATOR(pg_catalog.=) 'webhook'
+								THEN 'webhook' ELSE 'smtp' END);
+	IF kind OPERATOR(pg_catalog.<>) 'smtp' THEN
+		RAISE EXCEPTION 'outbox row % is for channel "%" (%), which does not send mail',
+			_mime_message.outbox_id, o_channel, kind
+			USING ERRCODE = 'wrong_object_type';
+	END IF;
+	IF NOT o_transactional
+	   AND strpos(unsub, '{{token}}') OPERATOR(pg_catalog.>) 0
+	   AND to_regprocedure('taskflow.unsubscribe_token(bigint)') IS NULL THEN
+		RAISE EXCEPTION 'the unsubscribe_url of channel "%" uses {{token}}, but taskflow.unsubscribe_token(bigint) does not exist',
+			o_channel
+			USING ERRCODE = 'undefined_function';
+	END IF;
+
+	-- built as a delivery worker builds a batch (src/sql/45_delivery_worker.sql)
+	RETURN (SELECT m.message FROM taskflow._mime_messages(ARRAY[_mime_message.outbox_id], as_of) m);
+END
+$$;
+
+-- The mail of an outbox row, for the caller (through the dispatcher).
+CREATE OR REPLACE FUNCTION taskflow.mime_message(outbox_id bigint,
+									  as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS text
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'taskflow_api_call';
+REVOKE ALL ON FUNCTION taskflow._explain(regrole, bigint, timestamptz),
+	taskflow._preview_template(regrole, text, bigint),
+	taskflow._mime_message(regrole, bigint, timestamptz)
+	FROM PUBLIC;
