@@ -48,6 +48,10 @@ for a in "$@"; do
 done
 [ ${#regress[@]} -eq 0 ] && [ ${#iso[@]} -eq 0 ] && [ ${#tap[@]} -eq 0 ] && exit 0
 cd "$dir/src"
+if [ ${#tap[@]} -gt 0 ]; then
+	tapargs=("PROVE_TESTS=${tap[*]}")
+else
+	tapargs=(TAP_TESTS= PROVE_TESTS=)
+fi
 runuser -u postgres -- make installcheck PG_CONFIG="$PG_CONFIG" \
-	REGRESS="${regress[*]}" ISOLATION="${iso[*]}" \
-	$([ ${#tap[@]} -gt 0 ] && echo "PROVE_TESTS=${tap[*]}" || echo "TAP_TESTS= PROVE_TESTS=")
+	REGRESS="${regress[*]}" ISOLATION="${iso[*]}" "${tapargs[@]}"
