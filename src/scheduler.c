@@ -8,6 +8,8 @@
  * slot, an "always" chain's next entry check), or until a change wakes it
  * (see wakeup.c), or at most the safety interval.  Each run is one
  * transaction, so a crash leaves nothing half-applied: the next run does it.
+ * A database restored from a dump runs nothing until the DBA resumes it
+ * (see hold.c).
  */
 #include "postgres.h"
 
@@ -30,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "engine.h"
+#include "hold.h"
 #include "settings.h"
 #include "shared.h"
 #include "spi_util.h"
@@ -89,6 +92,7 @@ ClaimSlot(Oid dboid)
 		my_slot->latch = &MyProc->procLatch;
 		my_slot->started_at = GetCurrentTimestamp();
 		my_slot->no_extension = false;
+		my_slot->held = false;
 	}
 	LWLockRelease(taskflow_shared->lock);
 	if (my_slot == NULL)
@@ -223,6 +227,39 @@ WaitForUpdate(const char *version)
 }
 
 /*
+ * CheckHold says whether this database's automation is held (restored from
+ * a dump, see hold.c): then it says so once in the log and shows it in
+ * worker_status (state 'held', the reason and the command to resume in
+ * last_error), which is cleared when the hold is released.
+ */
+static bool
+CheckHold(void)
+{
+	char	   *message = TaskflowHoldMessage();
+	bool		was_held;
+
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	was_held = my_slot->held;
+	my_slot->held = (message != NULL);
+	if (message != NULL)
+	{
+		my_slot->last_error_at = GetCurrentTimestamp();
+		strlcpy(my_slot->last_error, message, TASKFLOW_ERROR_LEN);
+	}
+	else if (was_held)
+	{
+		my_slot->last_error_at = 0;
+		my_slot->last_error[0] = '\0';
+	}
+	LWLockRelease(taskflow_shared->lock);
+	if (message != NULL && !was_held)
+		ereport(LOG, (errmsg("taskflow scheduler: automation held: %s", message)));
+	else if (message == NULL && was_held)
+		ereport(LOG, (errmsg("taskflow scheduler: automation resumed")));
+	return message != NULL;
+}
+
+/*
  * RunOnce runs the engine in one transaction; false when taskflow is not
  * installed here (the scheduler then exits).  Errors are logged and kept
  * for the status view; the scheduler retries after a pause.
@@ -250,6 +287,8 @@ RunOnce(TimestampTz *next_wakeup)
 		runnable = installed && TaskflowVersionSupported(version) && taskflow_enabled;
 		if (installed && !TaskflowVersionSupported(version))
 			WaitForUpdate(version);
+		if (runnable && CheckHold())
+			runnable = false;
 		if (runnable)
 			RunEngine(&result);
 		PopActiveSnapshot();

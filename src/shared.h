@@ -21,6 +21,7 @@ typedef struct TaskflowDbSlotData
 	Latch	   *latch;			/* scheduler's latch, to wake it */
 	bool		no_extension;	/* taskflow is not installed there */
 	bool		extension_created;	/* CREATE EXTENSION since: forget that */
+	bool		held;			/* restored from a dump: waits for the DBA */
 	TimestampTz drop_requested_at;	/* a DROP wants it gone (0: no) */
 	TimestampTz started_at;
 	TimestampTz last_run_at;

@@ -54,7 +54,7 @@ SlotValues(TaskflowDbSlotData *s, Datum *values, bool *nulls)
 	values[0] = ObjectIdGetDatum(s->dboid);
 	values[1] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
 	nulls[1] = (dbname == NULL);
-	values[2] = CStringGetTextDatum(s->pid != 0 ? "running"
+	values[2] = CStringGetTextDatum(s->pid != 0 ? (s->held ? "held" : "running")
 									: s->no_extension ? "no taskflow here"
 									: "stopped");
 	values[3] = Int32GetDatum(s->pid);

@@ -9,7 +9,8 @@
  * scheduler latch.  CREATE EXTENSION and CREATE DATABASE wake the launcher;
  * DROP DATABASE and DROP EXTENSION taskflow first stop the database's
  * scheduler and delivery workers, so they never block the drop (nor
- * deadlock with it).
+ * deadlock with it).  A restore's COPY into taskflow's tables holds the
+ * automation (see hold.c).
  */
 #include "postgres.h"
 
@@ -25,6 +26,7 @@
 #include "utils/timestamp.h"
 
 #include "delivery.h"
+#include "hold.h"
 #include "shared.h"
 #include "wakeup.h"
 
@@ -210,6 +212,9 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	/* a restore loading taskflow's tables: hold the automation (hold.c) */
+	TaskflowHoldIfRestoring(parsetree);
 
 	/*
 	 * At commit, when the launcher's scan can see it: a new database may

@@ -357,7 +357,8 @@ BEGIN
 		RAISE EXCEPTION 'channel "%" does not exist', claim_messages.channel
 			USING ERRCODE = 'undefined_object';
 	END IF;
-	IF NOT ch.enabled THEN
+	-- a restored copy sends nothing until the DBA resumes it (part 46)
+	IF NOT ch.enabled OR EXISTS (SELECT FROM taskflow.hold) THEN
 		RETURN;
 	END IF;
 
@@ -564,7 +565,7 @@ BEGIN
 		RAISE EXCEPTION 'channel "%" does not exist', next_delivery_at.channel
 			USING ERRCODE = 'undefined_object';
 	END IF;
-	IF NOT ch.enabled OR as_of IS NULL THEN
+	IF NOT ch.enabled OR as_of IS NULL OR EXISTS (SELECT FROM taskflow.hold) THEN
 		RETURN NULL;
 	END IF;
 	next_at := LEAST(

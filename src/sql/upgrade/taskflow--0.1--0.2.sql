@@ -13,6 +13,200 @@
 
 \echo Use "ALTER EXTENSION taskflow UPDATE TO '0.2'" to load this file. \quit
 
+-- A database restored from a dump holds its automation until the DBA
+-- resumes it (src/sql/46_hold.sql, src/hold.c); the delivery functions
+-- claim nothing while it is held.
+CREATE OR REPLACE FUNCTION taskflow.claim_messages(channel text, worker text, max integer,
+										lease interval DEFAULT '5 minutes',
+										as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS SETOF taskflow.outbox
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ch taskflow.channel;
+	ids bigint[];
+	claimed integer;
+	window_start timestamptz := to_timestamp(floor(EXTRACT(epoch FROM as_of))::float8);
+BEGIN
+	PERFORM taskflow._check_worker(worker, as_of);
+	IF max IS NULL OR max OPERATOR(pg_catalog.<) 1 OR max OPERATOR(pg_catalog.>) 10000 THEN
+		RAISE EXCEPTION 'max must be between 1 and 10000, not %', coalesce(max::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF lease IS NULL OR lease OPERATOR(pg_catalog.<) interval '1 second'
+	   OR lease OPERATOR(pg_catalog.>) interval '1 day' THEN
+		RAISE EXCEPTION 'lease must be between 1 second and 1 day, not %', coalesce(lease::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Longer than the worker needs to send a batch; a message whose lease ends is sent again.';
+	END IF;
+	-- one claim per channel at a time: the rate window lives on this row
+	SELECT * INTO ch FROM taskflow.channel c
+	 WHERE c.name OPERATOR(pg_catalog.=) claim_messages.channel FOR NO KEY UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'channel "%" does not exist', claim_messages.channel
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	-- a restored copy sends nothing until the DBA resumes it (part 46)
+	IF NOT ch.enabled OR EXISTS (SELECT FROM taskflow.hold) THEN
+		RETURN;
+	END IF;
+
+	PERFORM taskflow._reclaim_leases(ch, worker, as_of);
+	SELECT array_agg(x.outbox_id) INTO ids FROM (
+		SELECT o.outbox_id FROM taskflow.outbox o
+		 WHERE o.channel OPERATOR(pg_catalog.=) ch.name
+		   AND o.state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'deferred'])
+		   AND o.not_before OPERATOR(pg_catalog.<=) as_of
+		 ORDER BY o.not_before, o.outbox_id
+		 LIMIT max
+		 FOR UPDATE SKIP LOCKED) x;
+	IF ids IS NULL THEN
+		RETURN;
+	END IF;
+	PERFORM taskflow._claim_cancel(ch, worker, ids, as_of);
+	PERFORM taskflow._claim_member_guardrails(ch, ids, as_of);
+	PERFORM taskflow._claim_quota(ch, ids, as_of);
+
+	RETURN QUERY
+	WITH l AS (
+		UPDATE taskflow.outbox o
+		   SET state = 'sending', state_reason = NULL,
+			   attempts = o.attempts OPERATOR(pg_catalog.+) 1,
+			   lease_owner = worker, lease_expires_at = as_of OPERATOR(pg_catalog.+) lease,
+			   message_id = coalesce(o.message_id,
+					format('<%s.%s@%s>', o.outbox_id, o.chain_id,
+						   coalesce(ch.message_id_domain,
+									nullif(split_part(o.sender_address, '@', 2), ''),
+									'localhost'))),
+			   original_recipient = CASE WHEN o.is_test
+										 THEN coalesce(o.original_recipient, o.recipient) END,
+			   recipient = CASE WHEN o.is_test
+								THEN ch.test_recipients[1 OPERATOR(pg_catalog.+)
+									 (o.member_id OPERATOR(pg_catalog.%)
+									  cardinality(ch.test_recipients))::integer]
+								ELSE o.recipient END
+		  FROM (SELECT x.outbox_id FROM taskflow.outbox x
+				 WHERE x.outbox_id OPERATOR(pg_catalog.=) ANY (ids)
+				   AND x.state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'deferred'])
+				   AND x.not_before OPERATOR(pg_catalog.<=) as_of
+				 ORDER BY x.not_before, x.outbox_id
+				 LIMIT taskflow._rate_budget(ch, max, as_of)) p
+		 WHERE o.outbox_id OPERATOR(pg_catalog.=) p.outbox_id
+		RETURNING o.*),
+	a AS (
+		INSERT INTO taskflow.delivery_attempt (outbox_id, attempt, worker, recipient, started_at)
+		SELECT l.outbox_id, l.attempts, worker, l.recipient, as_of FROM l)
+	SELECT l.* FROM l ORDER BY l.not_before, l.outbox_id;
+	GET DIAGNOSTICS claimed = ROW_COUNT;
+
+	IF ch.rate_per_second IS NOT NULL AND claimed OPERATOR(pg_catalog.>) 0 THEN
+		UPDATE taskflow.channel c
+		   SET rate_window_count = CASE WHEN c.rate_window_start OPERATOR(pg_catalog.=) window_start
+										THEN c.rate_window_count OPERATOR(pg_catalog.+) claimed
+										ELSE claimed END,
+			   rate_window_start = window_start
+		 WHERE c.name OPERATOR(pg_catalog.=) ch.name;
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION taskflow.next_delivery_at(channel text,
+										  as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ch taskflow.channel;
+	next_at timestamptz;
+BEGIN
+	SELECT * INTO ch FROM taskflow.channel c WHERE c.name OPERATOR(pg_catalog.=) next_delivery_at.channel;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'channel "%" does not exist', next_delivery_at.channel
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF NOT ch.enabled OR as_of IS NULL OR EXISTS (SELECT FROM taskflow.hold) THEN
+		RETURN NULL;
+	END IF;
+	next_at := LEAST(
+		(SELECT o.not_before FROM taskflow.outbox o
+		  WHERE o.channel OPERATOR(pg_catalog.=) ch.name
+			AND o.state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'deferred'])
+		  ORDER BY o.not_before LIMIT 1),
+		(SELECT o.lease_expires_at FROM taskflow.outbox o
+		  WHERE o.channel OPERATOR(pg_catalog.=) ch.name
+			AND o.state OPERATOR(pg_catalog.=) 'sending'
+		  ORDER BY o.lease_expires_at LIMIT 1));
+	IF next_at IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF next_at OPERATOR(pg_catalog.<=) as_of AND taskflow._rate_budget(ch, 1, as_of) OPERATOR(pg_catalog.=) 0 THEN
+		-- the rate limit is used up for this second
+		RETURN ch.rate_window_start OPERATOR(pg_catalog.+) interval '1 second';
+	END IF;
+	RETURN GREATEST(next_at, as_of);
+END
+$$;
+
+CREATE TABLE taskflow.hold (
+	held		boolean PRIMARY KEY DEFAULT true CHECK (held),	/* one row at most */
+	held_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	held_by		text NOT NULL DEFAULT CURRENT_USER,
+	reason		text NOT NULL
+);
+COMMENT ON TABLE taskflow.hold IS
+	'When it has a row, the scheduler and the delivery workers of this database do nothing (a restored copy waits for the DBA)';
+
+-- the workers see a hold, and its release, at once
+CREATE TRIGGER wake AFTER INSERT OR DELETE ON taskflow.hold
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake();
+CREATE TRIGGER wake_delivery AFTER INSERT OR DELETE ON taskflow.hold
+	FOR EACH STATEMENT EXECUTE FUNCTION taskflow._wake_delivery();
+
+-- Holds this database's automation by hand (for example before restoring
+-- a dump made with --inserts, which no COPY gives away).  False when it
+-- was held already (the first reason is kept).
+CREATE FUNCTION taskflow.hold_automation(reason text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' THEN
+		RAISE EXCEPTION 'a hold needs a reason'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Say why, for the status view: taskflow.hold_automation(''staging copy'').';
+	END IF;
+	INSERT INTO taskflow.hold (reason) VALUES (hold_automation.reason)
+		ON CONFLICT DO NOTHING;
+	RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION taskflow.hold_automation(text) IS
+	'Stops this database''s scheduler and delivery workers until taskflow.resume_automation()';
+
+-- Releases the hold: the scheduler runs what is due and the delivery
+-- workers send what is pending, at commit.  Returns the reason it was
+-- held, or NULL when it was not.
+CREATE FUNCTION taskflow.resume_automation()
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	was text;
+BEGIN
+	DELETE FROM taskflow.hold RETURNING reason INTO was;
+	RETURN was;
+END
+$$;
+COMMENT ON FUNCTION taskflow.resume_automation() IS
+	'Releases the hold of a restored (or held) database: its workers run again at commit';
+
+REVOKE ALL ON TABLE taskflow.hold FROM PUBLIC;
+REVOKE ALL ON FUNCTION taskflow.hold_automation(text), taskflow.resume_automation() FROM PUBLIC;
+
 -- Row security (src/sql/91_row_security.sql): each application role sees
 -- only its own tasks, chains, templates and what its chains did; explain(),
 -- preview_template() and mime_message() go through the dispatcher, which

@@ -1,0 +1,139 @@
+/*
+ * hold.c
+ *		Holding the automation of a database restored from a dump.
+ *
+ * pg_restore (or psql with a plain dump) runs CREATE EXTENSION taskflow,
+ * which starts the database's scheduler and delivery workers at commit,
+ * and then loads taskflow's tables one by one.  Run on that half-loaded
+ * data, the engine would enter members whose place in a chain is not
+ * loaded yet (again: duplicate steps and mail), and a copy of a production
+ * database would send the messages the original also sends.
+ *
+ * Only a restore loads taskflow's internal tables with COPY (the API never
+ * does; applications COPY only members, events and group stays).  So the
+ * first such COPY also records a hold (taskflow.hold), in its own
+ * transaction: before it nothing the engine acts on is loaded, and from
+ * its commit on the scheduler runs nothing and taskflow.claim_messages()
+ * claims nothing, until the DBA runs SELECT taskflow.resume_automation().
+ * A database at version 0.1 has no taskflow.hold: nothing is held there.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+#include "hold.h"
+
+/* the tables applications load with COPY themselves: not a restore */
+static const char *const application_tables[] = {
+	"member", "event", "group_membership", "hold"
+};
+
+/*
+ * HoldRelation returns taskflow.hold's oid, or InvalidOid where it does not
+ * exist (taskflow not installed, or at version 0.1).
+ */
+static Oid
+HoldRelation(void)
+{
+	Oid			nsp = get_namespace_oid("taskflow", true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid("hold", nsp);
+}
+
+/*
+ * TaskflowHoldMessage returns (palloc'd in the caller's context) why this
+ * database's automation is held and how to resume it, for the status view
+ * and the log; NULL when it is not held.  Needs a transaction and an active
+ * snapshot.
+ */
+char *
+TaskflowHoldMessage(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *message = NULL;
+
+	if (!OidIsValid(HoldRelation()))
+		return NULL;
+	SPI_connect();
+	if (SPI_execute("SELECT pg_catalog.format('%s (held since %s); check the channels, then run SELECT taskflow.resume_automation()',"
+					" pg_catalog.\"left\"(h.reason, 100), pg_catalog.date_trunc('second', h.held_at))"
+					"  FROM taskflow.hold h", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "taskflow: reading taskflow.hold failed");
+	if (SPI_processed > 0)
+	{
+		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		message = MemoryContextStrdup(cxt, value ? value : "held");
+	}
+	SPI_finish();
+	return message;
+}
+
+/*
+ * RestoresTaskflow says whether a utility statement loads one of taskflow's
+ * internal tables with COPY, which only a restore does; sets *relname.
+ */
+static bool
+RestoresTaskflow(Node *parsetree, char **relname)
+{
+	CopyStmt   *copy = (CopyStmt *) parsetree;
+	Oid			relid;
+	Oid			nsp;
+
+	if (!IsA(parsetree, CopyStmt) || !copy->is_from || copy->relation == NULL)
+		return false;
+	nsp = get_namespace_oid("taskflow", true);
+	relid = RangeVarGetRelid(copy->relation, NoLock, true);
+	if (!OidIsValid(nsp) || !OidIsValid(relid) || get_rel_namespace(relid) != nsp)
+		return false;
+	*relname = get_rel_name(relid);
+	for (int i = 0; i < lengthof(application_tables); i++)
+		if (*relname == NULL || strcmp(*relname, application_tables[i]) == 0)
+			return false;
+	return true;
+}
+
+/*
+ * TaskflowHoldIfRestoring (after a utility statement ran) records a hold
+ * when the statement was a restore's COPY into an internal table: in the
+ * same transaction, so the workers never see the loaded rows unheld.  The
+ * first hold is kept (parallel restores load several tables at once).
+ */
+void
+TaskflowHoldIfRestoring(Node *parsetree)
+{
+	char	   *relname = NULL;
+	bool		pushed = false;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (!RestoresTaskflow(parsetree, &relname) || !OidIsValid(HoldRelation()))
+		return;
+	values[0] = CStringGetTextDatum(psprintf("restored from a dump (COPY into taskflow.%s)",
+											 relname));
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO taskflow.hold (reason) VALUES ($1)"
+							  " ON CONFLICT DO NOTHING",
+							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "taskflow: recording the hold of a restored database failed");
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("taskflow: this database is being restored from a dump: its automation is held"),
+				 errhint("Once the restore is complete, check the channels, then run SELECT taskflow.resume_automation().")));
+	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
+}
