@@ -10,11 +10,18 @@
  * database would send the messages the original also sends.
  *
  * Only a restore loads taskflow's internal tables with COPY (the API never
- * does; applications COPY only members, events and group stays).  So the
- * first such COPY also records a hold (taskflow.hold), in its own
- * transaction: before it nothing the engine acts on is loaded, and from
- * its commit on the scheduler runs nothing and taskflow.claim_messages()
- * claims nothing, until the DBA runs SELECT taskflow.resume_automation().
+ * does; applications COPY only members, events and group stays).  So such
+ * a COPY first records a hold (taskflow.hold), in its own transaction:
+ * before it nothing the engine acts on is loaded, and from its commit on
+ * the scheduler runs nothing and taskflow.claim_messages() claims nothing,
+ * until the DBA runs SELECT taskflow.resume_automation().
+ *
+ * A run reads with a new snapshot at each statement, so a run that found
+ * no hold must not see a restore's data committed while it goes on: the
+ * scheduler (and claim_messages) hold taskflow.hold in SHARE mode for the
+ * whole transaction and read it after the lock is granted; the restore's
+ * INSERT into it (ROW EXCLUSIVE) waits for runs in progress, and runs that
+ * start later wait for the restore's transaction and then see the hold.
  * A database at version 0.1 has no taskflow.hold: nothing is held there.
  */
 #include "postgres.h"
@@ -51,8 +58,10 @@ HoldRelation(void)
 /*
  * TaskflowHoldMessage returns (palloc'd in the caller's context) why this
  * database's automation is held and how to resume it, for the status view
- * and the log; NULL when it is not held.  Needs a transaction and an active
- * snapshot.
+ * and the log; NULL when it is not held.  Called at the start of a
+ * scheduler's run transaction (an active snapshot pushed): it locks
+ * taskflow.hold in SHARE mode until the run commits, then reads it with a
+ * new snapshot (see above).
  */
 char *
 TaskflowHoldMessage(void)
@@ -63,9 +72,11 @@ TaskflowHoldMessage(void)
 	if (!OidIsValid(HoldRelation()))
 		return NULL;
 	SPI_connect();
+	if (SPI_execute("LOCK TABLE taskflow.hold IN SHARE MODE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "taskflow: locking taskflow.hold failed");
 	if (SPI_execute("SELECT pg_catalog.format('%s (held since %s); check the channels, then run SELECT taskflow.resume_automation()',"
 					" pg_catalog.\"left\"(h.reason, 100), pg_catalog.date_trunc('second', h.held_at))"
-					"  FROM taskflow.hold h", true, 1) != SPI_OK_SELECT)
+					"  FROM taskflow.hold h", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "taskflow: reading taskflow.hold failed");
 	if (SPI_processed > 0)
 	{
@@ -102,10 +113,12 @@ RestoresTaskflow(Node *parsetree, char **relname)
 }
 
 /*
- * TaskflowHoldIfRestoring (after a utility statement ran) records a hold
- * when the statement was a restore's COPY into an internal table: in the
+ * TaskflowHoldIfRestoring (before a utility statement runs) records a hold
+ * when the statement is a restore's COPY into an internal table: in the
  * same transaction, so the workers never see the loaded rows unheld.  The
- * first hold is kept (parallel restores load several tables at once).
+ * INSERT waits for a scheduler's run in progress (see above); it comes
+ * before the COPY, so this session holds no lock a run could wait for.
+ * The first hold is kept.
  */
 void
 TaskflowHoldIfRestoring(Node *parsetree)

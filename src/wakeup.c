@@ -206,15 +206,15 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		TaskflowWakeDeliveryAtCommit();
 	}
 
+	/* a restore loading taskflow's tables: hold the automation (hold.c) */
+	TaskflowHoldIfRestoring(parsetree);
+
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
 							 queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
-
-	/* a restore loading taskflow's tables: hold the automation (hold.c) */
-	TaskflowHoldIfRestoring(parsetree);
 
 	/*
 	 * At commit, when the launcher's scan can see it: a new database may

@@ -357,8 +357,14 @@ BEGIN
 		RAISE EXCEPTION 'channel "%" does not exist', claim_messages.channel
 			USING ERRCODE = 'undefined_object';
 	END IF;
-	-- a restored copy sends nothing until the DBA resumes it (part 46)
-	IF NOT ch.enabled OR EXISTS (SELECT FROM taskflow.hold) THEN
+	-- a restored copy sends nothing until the DBA resumes it (part 46):
+	-- the lock waits for a restore's transaction, the next statement's
+	-- snapshot then sees its hold, and no restore commits until this one
+	IF NOT ch.enabled THEN
+		RETURN;
+	END IF;
+	LOCK TABLE taskflow.hold IN SHARE MODE;
+	IF EXISTS (SELECT FROM taskflow.hold) THEN
 		RETURN;
 	END IF;
 

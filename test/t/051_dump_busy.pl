@@ -134,6 +134,7 @@ is($rc, 0, 'pg_dump -Fc of the busy database succeeds') or diag($err);
 note(sprintf('pg_dump took %.2f s', Time::HiRes::time() - $t0));
 my $after = psql('SELECT count(*) FROM taskflow.history');
 cmp_ok($after, '>', $before, 'the scheduler applied steps while pg_dump ran or just before');
+is(psql('SELECT count(*) FROM taskflow.chain_error'), '0', 'the source has had no chain error');
 
 # ---- restore on the same server, table by table ------------------------------
 
@@ -160,7 +161,8 @@ my $state_sql = q{
 		|| (SELECT string_agg(state || ':' || n, ',' ORDER BY state)
 			  FROM (SELECT state, count(*) AS n FROM taskflow.outbox GROUP BY state) o)
 		|| ', ' || (SELECT count(*) FROM taskflow.delivery_attempt) || ' attempts, '
-		|| (SELECT sum(attempts) FROM taskflow.outbox) || ' tries'};
+		|| (SELECT sum(attempts) FROM taskflow.outbox) || ' tries, '
+		|| (SELECT count(*) FROM taskflow.chain_error) || ' chain errors'};
 
 # unchanged(node, db, seconds): true when $state_sql keeps returning what
 # it returned at restore for that many seconds (polled every 50 ms).  The
@@ -184,6 +186,12 @@ sub unchanged
 }
 $restored_state = copy($state_sql);
 note("copy1 as restored: $restored_state");
+
+# Nothing ran on the half-loaded copy: a run there failed, for example on
+# an outbox id its sequence, not restored yet, gave again.
+is( copy(q{SELECT count(*) || ' errors, ' || (SELECT sum(consecutive_failures) FROM taskflow.chain)
+				  || ' failures' FROM taskflow.chain_error}),
+	'0 errors, 0 failures', 'the copy has no chain error, as the source has none');
 
 # The dump caught the chain in the middle of its work.
 is( copy(q{SELECT count(DISTINCT coalesce(s.position, 0)) >= 3
