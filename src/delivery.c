@@ -672,6 +672,36 @@ LoadChannels(MemoryContext cxt)
 	return channels;
 }
 
+/*
+ * Plans of the statements a worker runs for every batch, prepared once and
+ * kept for the worker's life (the plan cache replans them after DDL).
+ */
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr mime_batch_plan = NULL;
+static SPIPlanPtr complete_plan = NULL;
+static SPIPlanPtr next_plan = NULL;
+
+/*
+ * KeptPlan returns the kept plan of a statement, preparing it at the first
+ * call (SPI connected).
+ */
+static SPIPlanPtr
+KeptPlan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "taskflow: could not prepare a delivery statement: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "taskflow: could not keep a delivery statement's plan");
+		*plan = p;
+	}
+	return *plan;
+}
+
 static const char *claim_sql =
 "SELECT o.outbox_id, o.recipient::text, o.sender_address::text, o.body_text::text,"
 "       o.message_id::text"
@@ -759,7 +789,8 @@ BuildMime(DeliveryJob *jobs, int njobs, TimestampTz as_of, MemoryContext cxt)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		if (SPI_execute_with_args(mime_batch_sql, 2, types, values, NULL, false, 0) != SPI_OK_SELECT ||
+		if (SPI_execute_plan(KeptPlan(&mime_batch_plan, mime_batch_sql, 2, types),
+							 values, NULL, false, 0) != SPI_OK_SELECT ||
 			SPI_processed != (uint64) njobs)
 			elog(ERROR, "taskflow: building the messages failed");
 		MemoryContextSwitchTo(cxt);
@@ -822,7 +853,8 @@ ClaimBatch(DeliveryChannel *ch, DeliveryJob **jobs_out, MemoryContext cxt)
 		values[2] = Int32GetDatum(taskflow_delivery_batch_size);
 		values[3] = Int32GetDatum(taskflow_delivery_lease);
 		values[4] = TimestampTzGetDatum(now);
-		if (SPI_execute_with_args(claim_sql, 5, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		if (SPI_execute_plan(KeptPlan(&claim_plan, claim_sql, 5, types),
+							 values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "taskflow: claiming messages failed");
 		MemoryContextSwitchTo(cxt);
 		jobs = palloc0(sizeof(DeliveryJob) * Max(SPI_processed, 1));
@@ -929,7 +961,8 @@ CompleteBatch(DeliveryJob *jobs, int njobs, MemoryContext cxt)
 													   TEXTOID, -1, false, TYPALIGN_INT));
 		values[5] = PointerGetDatum(construct_array(replies, njobs, TEXTOID, -1, false, TYPALIGN_INT));
 		values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
-		if (SPI_execute_with_args(complete_sql, 7, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		if (SPI_execute_plan(KeptPlan(&complete_plan, complete_sql, 7, types),
+							 values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "taskflow: writing the results failed");
 		CommitWork();
 	}
@@ -949,10 +982,11 @@ CompleteBatch(DeliveryJob *jobs, int njobs, MemoryContext cxt)
 /*
  * DeliverChannel sends a channel's ready messages, batch after batch,
  * while batches come back full (at most 50 batches, then the other
- * channels get their turn).  False when a step failed.
+ * channels get their turn; *more is then set, so that the worker goes on
+ * without sleeping).  False when a step failed.
  */
 static bool
-DeliverChannel(DeliveryChannel *ch, MemoryContext cxt)
+DeliverChannel(DeliveryChannel *ch, MemoryContext cxt, bool *more)
 {
 	MemoryContext batch_cxt = AllocSetContextCreate(cxt, "taskflow delivery batch",
 													ALLOCSET_DEFAULT_SIZES);
@@ -986,6 +1020,8 @@ DeliverChannel(DeliveryChannel *ch, MemoryContext cxt)
 		CHECK_FOR_INTERRUPTS();
 		if (njobs < taskflow_delivery_batch_size || ConfigReloadPending)
 			break;
+		if (round == 49)
+			*more = true;
 	}
 	MemoryContextDelete(batch_cxt);
 	return ok;
@@ -1022,7 +1058,8 @@ NextDelivery(List *channels, TimestampTz *next, bool *has_next, MemoryContext cx
 		BeginWork("taskflow delivery: looking for the next message");
 		values[0] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
 		values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
-		if (SPI_execute_with_args(next_sql, 2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		if (SPI_execute_plan(KeptPlan(&next_plan, next_sql, 2, types),
+							 values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "taskflow: next_delivery_at failed");
 		*next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 1, &isnull));
@@ -1134,14 +1171,21 @@ DeliverRound(TimestampTz *wake_at, MemoryContext cxt)
 	ListCell   *lc;
 	bool		failed;
 	bool		has_next;
+	bool		more = false;
 
 	MemoryContextReset(cxt);
 	*wake_at = latest;
 	if (!StartRound(&channels, cxt, &failed))
 		return false;
 	foreach(lc, channels)
-		if (!DeliverChannel((DeliveryChannel *) lfirst(lc), cxt))
+		if (!DeliverChannel((DeliveryChannel *) lfirst(lc), cxt, &more))
 			failed = true;
+	if (more && !failed)
+	{
+		/* a channel stopped after 50 full batches: more is ready now */
+		*wake_at = GetCurrentTimestamp();
+		return true;
+	}
 	if (!NextDelivery(channels, &next, &has_next, cxt))
 		failed = true;
 	now = GetCurrentTimestamp();
