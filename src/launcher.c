@@ -40,10 +40,24 @@ typedef struct SchedulerHandle
 	Oid			dboid;
 	BackgroundWorkerHandle *handle;
 	TaskflowDeliveryHandles delivery;	/* its delivery workers */
+	bool		start_failed;	/* warned that it could not be started */
 } SchedulerHandle;
 
 static SchedulerHandle *handles = NULL;
 static bool retry_soon = false;
+static bool scan_again = false;	/* a slot was freed after it was needed */
+static bool warned_no_slot = false; /* warned that taskflow.max_workers is used up */
+
+/*
+ * Databases where a scheduler found no taskflow keep their slot (so that
+ * worker_status says "no taskflow here") until a database with taskflow
+ * needs it: then the launcher remembers them here instead, so that
+ * databases without taskflow never use up taskflow.max_workers.  CREATE
+ * EXTENSION there takes one off the list.
+ */
+static Oid *no_taskflow = NULL;
+static int	n_no_taskflow = 0;
+static int	max_no_taskflow = 0;
 
 PGDLLEXPORT void taskflow_launcher_main(Datum arg);
 
@@ -68,10 +82,12 @@ TaskflowRegisterLauncher(void)
 }
 
 /*
- * StartScheduler registers a dynamic scheduler worker for a database.
+ * StartScheduler registers a dynamic scheduler worker for a database.  When
+ * no background worker slot is free it warns once (not at every retry, every
+ * 5 seconds, until a start succeeds).
  */
 static BackgroundWorkerHandle *
-StartScheduler(Oid dboid, const char *dbname)
+StartScheduler(SchedulerHandle *h, Oid dboid, const char *dbname)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -88,11 +104,19 @@ StartScheduler(Oid dboid, const char *dbname)
 	snprintf(worker.bgw_type, BGW_MAXLEN, "taskflow scheduler");
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
-		ereport(WARNING,
-				(errmsg("taskflow: could not start a scheduler for database \"%s\"", dbname),
-				 errhint("Raise max_worker_processes.")));
+		if (!h->start_failed)
+			ereport(WARNING,
+					(errmsg("taskflow: could not start a scheduler for database \"%s\": no background worker slot is free", dbname),
+					 errdetail("It is tried again every 5 seconds; this is logged once."),
+					 errhint("Raise max_worker_processes.")));
+		h->start_failed = true;
+		retry_soon = true;
 		return NULL;
 	}
+	if (h->start_failed)
+		ereport(LOG,
+				(errmsg("taskflow: started the scheduler for database \"%s\"", dbname)));
+	h->start_failed = false;
 	return handle;
 }
 
@@ -112,6 +136,7 @@ HandleFor(Oid dboid)
 		{
 			handles[i].dboid = dboid;
 			handles[i].handle = NULL;
+			handles[i].start_failed = false;
 			memset(&handles[i].delivery, 0, sizeof(TaskflowDeliveryHandles));
 			return &handles[i];
 		}
@@ -183,29 +208,165 @@ MayStart(Oid dboid)
 }
 
 /*
- * ForgetMissingDatabases frees the slots of databases that no longer exist.
+ * KnownWithoutTaskflow says whether a scheduler found no taskflow in a
+ * database (and no CREATE EXTENSION happened there since).
+ */
+static bool
+KnownWithoutTaskflow(Oid dboid)
+{
+	for (int i = 0; i < n_no_taskflow; i++)
+		if (no_taskflow[i] == dboid)
+			return true;
+	return false;
+}
+
+/*
+ * ForgetWithoutTaskflow takes a database off the list of those without
+ * taskflow.
  */
 static void
+ForgetWithoutTaskflow(Oid dboid)
+{
+	for (int i = 0; i < n_no_taskflow; i++)
+		if (no_taskflow[i] == dboid)
+			no_taskflow[i--] = no_taskflow[--n_no_taskflow];
+}
+
+/*
+ * RememberWithoutTaskflow adds a database to the list of those without
+ * taskflow.
+ */
+static void
+RememberWithoutTaskflow(Oid dboid)
+{
+	if (KnownWithoutTaskflow(dboid))
+		return;
+	if (n_no_taskflow == max_no_taskflow)
+	{
+		max_no_taskflow = Max(16, max_no_taskflow * 2);
+		no_taskflow = no_taskflow == NULL
+			? MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * max_no_taskflow)
+			: repalloc(no_taskflow, sizeof(Oid) * max_no_taskflow);
+	}
+	no_taskflow[n_no_taskflow++] = dboid;
+}
+
+/*
+ * TakeCreatedDatabases runs at the start of a scan: databases where CREATE
+ * EXTENSION happened while they held no slot leave the list of those
+ * without taskflow.
+ */
+static void
+TakeCreatedDatabases(void)
+{
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < taskflow_shared->ncreated; i++)
+		ForgetWithoutTaskflow(taskflow_shared->created[i]);
+	taskflow_shared->ncreated = 0;
+	if (taskflow_shared->created_overflow)
+		n_no_taskflow = 0;
+	taskflow_shared->created_overflow = false;
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
+ * EvictDatabaseWithoutTaskflow frees, when a database with taskflow needs
+ * a slot and none is free, the slot of a database whose scheduler found no
+ * taskflow there (and has exited), remembering that database in the
+ * launcher's list instead (worker_status then no longer shows it).  False
+ * when there is none.
+ */
+static bool
+EvictDatabaseWithoutTaskflow(void)
+{
+	Oid			evicted = InvalidOid;
+
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < taskflow_shared->nslots && !OidIsValid(evicted); i++)
+	{
+		TaskflowDbSlot slot = &taskflow_shared->slots[i];
+
+		if (OidIsValid(slot->dboid) && slot->no_extension && !slot->extension_created &&
+			slot->pid == 0 && slot->drop_requested_at == 0)
+		{
+			evicted = slot->dboid;
+			slot->dboid = InvalidOid;
+		}
+	}
+	LWLockRelease(taskflow_shared->lock);
+	if (!OidIsValid(evicted))
+		return false;
+	RememberWithoutTaskflow(evicted);
+	/* its scheduler has left its slot: it is exiting, forget its handle */
+	for (int j = 0; j < taskflow_shared->nslots; j++)
+		if (handles[j].dboid == evicted)
+		{
+			if (handles[j].handle)
+				pfree(handles[j].handle);
+			handles[j].handle = NULL;
+			handles[j].dboid = InvalidOid;
+		}
+	return true;
+}
+
+/*
+ * HasFreeSlot says whether a database that has no slot yet could get one.
+ */
+static bool
+HasFreeSlot(Oid dboid)
+{
+	bool		free_slot;
+
+	LWLockAcquire(taskflow_shared->lock, LW_SHARED);
+	free_slot = TaskflowSlotFor(dboid, false) != NULL;
+	for (int i = 0; i < taskflow_shared->nslots && !free_slot; i++)
+		if (!OidIsValid(taskflow_shared->slots[i].dboid))
+			free_slot = true;
+	LWLockRelease(taskflow_shared->lock);
+	return free_slot;
+}
+
+/*
+ * ForgetMissingDatabases frees the slots of databases that no longer exist;
+ * returns how many it freed.
+ */
+static int
 ForgetMissingDatabases(Oid *present, int npresent)
 {
 	int			i;
 	int			j;
+	int			nfreed = 0;
 
 	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < taskflow_shared->nslots; i++)
 	{
+		Oid			dboid = taskflow_shared->slots[i].dboid;
 		bool		found = false;
 
 		for (j = 0; j < npresent; j++)
-			if (taskflow_shared->slots[i].dboid == present[j])
+			if (dboid == present[j])
 				found = true;
-		if (!found && taskflow_shared->slots[i].pid == 0)
+		if (OidIsValid(dboid) && !found && taskflow_shared->slots[i].pid == 0)
 		{
+			nfreed++;
 			taskflow_shared->slots[i].dboid = InvalidOid;
-			handles[i].dboid = InvalidOid;
+			for (j = 0; j < taskflow_shared->nslots; j++)
+				if (handles[j].dboid == dboid)
+					handles[j].dboid = InvalidOid;
 		}
 	}
 	LWLockRelease(taskflow_shared->lock);
+	for (i = 0; i < n_no_taskflow; i++)
+	{
+		bool		found = false;
+
+		for (j = 0; j < npresent; j++)
+			if (no_taskflow[i] == present[j])
+				found = true;
+		if (!found)
+			no_taskflow[i--] = no_taskflow[--n_no_taskflow];
+	}
+	return nfreed;
 }
 
 /*
@@ -221,8 +382,10 @@ ScanDatabases(void)
 	HeapTuple	tup;
 	Oid		   *present = palloc(sizeof(Oid) * 1024);
 	int			npresent = 0;
+	bool		slot_missing = false;
 	MemoryContext cxt = CurrentMemoryContext;
 
+	TakeCreatedDatabases();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -236,12 +399,29 @@ ScanDatabases(void)
 		if (npresent < 1024)
 			present[npresent++] = db->oid;
 		if (!db->datallowconn || db->datistemplate ||
-			!TaskflowServesDatabase(NameStr(db->datname)))
+			!TaskflowServesDatabase(NameStr(db->datname)) ||
+			KnownWithoutTaskflow(db->oid))
 			continue;
 		old = MemoryContextSwitchTo(TopMemoryContext);
 		h = HandleFor(db->oid);
+		/* no room: take it from a database known to have no taskflow */
+		while ((h == NULL || !HasFreeSlot(db->oid)) && EvictDatabaseWithoutTaskflow())
+			h = HandleFor(db->oid);
+		if (h != NULL && !HasFreeSlot(db->oid))
+			h = NULL;
+		if (h == NULL)
+			slot_missing = true;
+		if (h == NULL && !warned_no_slot)
+		{
+			ereport(WARNING,
+					(errmsg("taskflow: database \"%s\" gets no scheduler: all %d of taskflow.max_workers are in use",
+							NameStr(db->datname), taskflow_shared->nslots),
+					 errdetail("This is logged once until a scheduler slot is free again."),
+					 errhint("Raise taskflow.max_workers (needs a restart), or list fewer databases in taskflow.databases.")));
+			warned_no_slot = true;
+		}
 		if (h && !IsRunning(h) && MayStart(db->oid))
-			h->handle = StartScheduler(db->oid, NameStr(db->datname));
+			h->handle = StartScheduler(h, db->oid, NameStr(db->datname));
 		if (h)
 			TaskflowStartDeliveryWorkers(&h->delivery, db->oid, NameStr(db->datname),
 										 IsRunning(h), &retry_soon);
@@ -252,7 +432,11 @@ ScanDatabases(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cxt);
-	ForgetMissingDatabases(present, npresent);
+	/* a dropped database's slot is free: give it at once to one left out */
+	if (ForgetMissingDatabases(present, npresent) > 0 && slot_missing)
+		scan_again = true;
+	if (!slot_missing)
+		warned_no_slot = false; /* warn again if it happens again */
 }
 
 /*
@@ -288,7 +472,10 @@ taskflow_launcher_main(Datum arg)
 		taskflow_shared->rescan = false;
 		LWLockRelease(taskflow_shared->lock);
 		retry_soon = false;
+		scan_again = false;
 		ScanDatabases();
+		if (scan_again)
+			continue;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 retry_soon ? 5000L : taskflow_safety_interval * 1000L,
 						 PG_WAIT_EXTENSION);

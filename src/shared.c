@@ -135,6 +135,14 @@ TaskflowWakeLauncher(Oid rescan_db)
 	slot = OidIsValid(rescan_db) ? TaskflowSlotFor(rescan_db, false) : NULL;
 	if (slot)
 		slot->extension_created = true;
+	else if (OidIsValid(rescan_db))
+	{
+		/* a database the launcher knew had no taskflow, holding no slot */
+		if (taskflow_shared->ncreated < TASKFLOW_CREATED_QUEUE)
+			taskflow_shared->created[taskflow_shared->ncreated++] = rescan_db;
+		else
+			taskflow_shared->created_overflow = true;
+	}
 	if (taskflow_shared->launcher_latch)
 		SetLatch(taskflow_shared->launcher_latch);
 	LWLockRelease(taskflow_shared->lock);

@@ -13,6 +13,7 @@
 #include "storage/lwlock.h"
 
 #define TASKFLOW_ERROR_LEN 256
+#define TASKFLOW_CREATED_QUEUE 64
 
 typedef struct TaskflowDbSlotData
 {
@@ -45,6 +46,10 @@ typedef struct TaskflowSharedData
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	bool		rescan;			/* launcher: look at the databases again */
+	/* CREATE EXTENSION in databases holding no slot (see launcher.c) */
+	int			ncreated;
+	bool		created_overflow;	/* more than fit: look at every database */
+	Oid			created[TASKFLOW_CREATED_QUEUE];
 	int			nslots;
 	TaskflowDbSlotData slots[FLEXIBLE_ARRAY_MEMBER];
 } TaskflowSharedData;
