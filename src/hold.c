@@ -29,7 +29,9 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
@@ -104,6 +106,9 @@ RestoresTaskflow(Node *parsetree, char **relname)
 	nsp = get_namespace_oid("taskflow", true);
 	relid = RangeVarGetRelid(copy->relation, NoLock, true);
 	if (!OidIsValid(nsp) || !OidIsValid(relid) || get_rel_namespace(relid) != nsp)
+		return false;
+	/* a COPY that will be refused loads nothing: let it say why */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		return false;
 	*relname = get_rel_name(relid);
 	for (int i = 0; i < lengthof(application_tables); i++)

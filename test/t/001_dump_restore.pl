@@ -168,7 +168,7 @@ foreach my $line (split /\n/, $src_objects)
 # resumes it (taskflow.hold is not dumped; the restore's COPY made it).
 SKIP:
 {
-	skip 'taskflow.hold does not exist', 8
+	skip 'taskflow.hold does not exist', 10
 	  unless $src_objects =~ /^taskflow\.hold\|/m;
 	is($node->safe_psql('tf_source', 'SELECT count(*) FROM taskflow.hold'),
 		'0', 'the source is not held');
@@ -193,6 +193,17 @@ SKIP:
 		is($node->safe_psql($db, 'SELECT count(*) FROM taskflow.hold'), $held,
 			$held ? 'a plain dump restored by psql is held' : 'an --inserts dump is not held');
 	}
+
+	# An application role cannot load an internal table: its COPY is
+	# refused for that, and holds nothing.
+	my ($ret, $stdout, $stderr) = $node->psql('tf_source',
+		"CREATE ROLE tf001_app IN ROLE taskflow_app;\nSET ROLE tf001_app;\n"
+		  . "COPY taskflow.chain_error (chain_id, at, sqlstate, message) FROM STDIN;\n"
+		  . "1\t2025-04-01 10:00+09\tXX000\t偽のエラー\n\\.\n");
+	like($stderr, qr/permission denied for table chain_error/,
+		"an application role's COPY into an internal table is refused as such");
+	is($node->safe_psql('tf_source', 'SELECT count(*) FROM taskflow.hold'),
+		'0', 'and holds nothing');
 
 	# The DBA's two commands.
 	like($node->safe_psql('tf_restored', 'SELECT taskflow.resume_automation()'),
