@@ -238,6 +238,15 @@ AddCounts(TaskflowCounts total, TaskflowCounts batch)
 }
 
 /*
+ * While true, units run without a subtransaction of their own, and an error
+ * aborts the caller's whole attempt instead of being recorded.  A preview
+ * sets it for its first attempt (see preview.c): thousands of
+ * subtransactions inside one transaction make every row a batch locks or
+ * writes carry a multixact that grows with each later batch touching it.
+ */
+bool		taskflow_unguarded_units = false;
+
+/*
  * RunGuarded runs one unit of work in a subtransaction with its own SPI
  * connection; on error the subtransaction is rolled back and the error
  * recorded.  Returns false on error.
@@ -251,6 +260,14 @@ RunGuarded(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 	volatile bool ok = true;
 
 	memset(&run->counts, 0, sizeof(run->counts));
+	if (taskflow_unguarded_units)
+	{
+		SPI_connect();
+		*taken = unit(run, step);
+		SPI_finish();
+		AddCounts(total, &run->counts);
+		return true;
+	}
 	ArmChainTimeout(true);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);

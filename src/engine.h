@@ -12,6 +12,8 @@
 /* A unit of work run in its own subtransaction; returns members taken. */
 typedef int64 (*TaskflowUnit) (TaskflowRun run, TaskflowStep step);
 
+extern bool taskflow_unguarded_units;
+
 extern bool TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit,
 							   TaskflowStep step, TaskflowCounts total);
 #include "utils/tuplestore.h"

@@ -15,7 +15,10 @@
  * would find a member added just before it at once).  Only
  * the chains previewed (the one named, or all the caller may run) are on
  * in the simulated world, so the others' due work does not hold the
- * simulation's clock back.  A batch that fails shows as an "error" row.
+ * simulation's clock back.  A batch that fails shows as an "error" row:
+ * the simulation first runs with the engine's batches unguarded (no
+ * subtransaction each, far cheaper over thousands of instants), and only
+ * when something fails runs again guarded, as taskflow.run() does.
  * The simulation's own bookkeeping runs as the extension owner; the engine
  * runs chains as it does for taskflow.run() by the caller.
  */
@@ -66,18 +69,25 @@ static const char *last_history_sql =
 "SELECT COALESCE(max(h.history_id), 0), COALESCE((SELECT max(e.error_id) FROM taskflow.chain_error e), 0)"
 "  FROM taskflow.history h";
 
-/* what happened since $1, for the members of $2 (NULL: all) */
+/*
+ * what happened since $1, for the members of $2 (NULL: all).  The subject
+ * is a subquery, not a join: the statistics a preview plans with are those
+ * of before the simulation (often empty tables), and a join was planned as
+ * a nested loop reading all of the outbox for every history row.
+ */
 static const char *happened_sql =
 "SELECT h.history_id, h.at, h.chain_name, h.member_id, m.name, h.task_name, h.event,"
 "       CASE WHEN h.event OPERATOR(pg_catalog.=) 'applied' THEN t.actions ELSE h.detail END,"
-"       o.subject"
+"       (SELECT o.subject FROM taskflow.outbox o"
+"         WHERE h.event OPERATOR(pg_catalog.=) 'applied'"
+"           AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id"
+"           AND o.member_id OPERATOR(pg_catalog.=) h.member_id"
+"           AND o.iteration OPERATOR(pg_catalog.=) h.iteration"
+"           AND o.step_id OPERATOR(pg_catalog.=) h.step_id)"
 "  FROM taskflow.history h"
 "  JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) h.member_id"
 "  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) h.step_id"
 "  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
-"  LEFT JOIN taskflow.outbox o ON h.event OPERATOR(pg_catalog.=) 'applied'"
-"       AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id AND o.member_id OPERATOR(pg_catalog.=) h.member_id"
-"       AND o.step_id OPERATOR(pg_catalog.=) h.step_id AND o.iteration OPERATOR(pg_catalog.=) h.iteration"
 " WHERE h.history_id OPERATOR(pg_catalog.>) $1"
 "   AND ($2 IS NULL OR h.member_id OPERATOR(pg_catalog.=) ANY ($2))"
 " ORDER BY h.history_id";
@@ -264,35 +274,88 @@ Simulate(PreviewArgs *args)
 }
 
 /*
- * RunRolledBack runs the simulation in a subtransaction that is always
- * rolled back, re-raising its error if it failed.
+ * RetryGuarded says whether a first, unguarded attempt that failed with
+ * this error is worth running again guarded: not when it was cancelled, or
+ * ran out of resources or past a limit (a second attempt would too).
  */
-static void
-RunRolledBack(PreviewArgs *args)
+static bool
+RetryGuarded(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category != ERRCODE_OPERATOR_INTERVENTION &&
+		category != ERRCODE_INSUFFICIENT_RESOURCES &&
+		category != ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+}
+
+/*
+ * RunRolledBack runs the simulation in a subtransaction that is always
+ * rolled back.  Guarded, each batch of the engine runs in a subtransaction
+ * of its own (as in taskflow.run()), so a failing batch becomes an "error"
+ * row; an error of the simulation itself is re-raised.  Unguarded, the
+ * batches run in the simulation's one subtransaction, which keeps every
+ * row's locks and versions under one transaction id (much cheaper over
+ * thousands of instants); the first error ends the attempt, and false is
+ * returned when a guarded attempt may do better.
+ */
+static bool
+RunRolledBack(PreviewArgs *args, bool guarded)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
+		taskflow_unguarded_units = !guarded;
 		SPI_connect();
 		Simulate(args);
 		SPI_finish();
+		taskflow_unguarded_units = false;
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
+		taskflow_unguarded_units = false;
 		MemoryContextSwitchTo(oldcxt);
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		PG_RE_THROW();
+		edata = CopyErrorData();
+		if (guarded || !RetryGuarded(edata->sqlerrcode))
+		{
+			FreeErrorData(edata);
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			PG_RE_THROW();
+		}
+		FreeErrorData(edata);
+		FlushErrorState();
+		ok = false;
 	}
 	PG_END_TRY();
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
+/*
+ * Run runs the simulation unguarded, and again guarded (from the start,
+ * with what was collected dropped) when that failed: a failing batch then
+ * shows as its "error" row, exactly as if every batch had been guarded.
+ */
+static void
+Run(PreviewArgs *args)
+{
+	Datum		members = args->members;
+
+	if (RunRolledBack(args, false))
+		return;
+	tuplestore_clear(args->result);
+	args->members = members;
+	RunRolledBack(args, true);
 }
 
 /*
@@ -361,6 +424,6 @@ taskflow_preview(PG_FUNCTION_ARGS)
 		TaskflowCheckRunnable(args.caller, args.chain);
 		SPI_finish();
 	}
-	RunRolledBack(&args);
+	Run(&args);
 	return (Datum) 0;
 }
