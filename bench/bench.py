@@ -108,14 +108,20 @@ class Bench:
 
     # ---- 1. step throughput --------------------------------------------------
 
+    def make_b1_tpl(self):
+        """Benchmark 1's fixture (also benchmark 6's), made once a run."""
+        if self.pg.value('postgres', "SELECT datname FROM pg_database WHERE datname = 'b1_tpl'"):
+            return
+        self.say('1. step throughput: fixture (%s members due at step 2)' % fmt(self.args.members))
+        self.clone('bench_base', 'b1_tpl')
+        self.pg.psql('b1_tpl', sqlfile('b1_fixture.sql'), {'t0': T0, 't1': T1}, timeout=900)
+        self.settle('b1_tpl')
+
     def bench_step(self):
         a = self.args
         n = a.members
         r = self.results.setdefault('step', {'members': n})
-        self.say('1. step throughput: fixture (%s members due at step 2)' % fmt(n))
-        self.clone('bench_base', 'b1_tpl')
-        self.pg.psql('b1_tpl', sqlfile('b1_fixture.sql'), {'t0': T0, 't1': T1}, timeout=900)
-        self.settle('b1_tpl')
+        self.make_b1_tpl()
 
         # (a) the floor: hand-written set-based SQL, one transaction
         self.clone('b1_tpl', 'b1_floor')
@@ -456,8 +462,7 @@ SELECT count(*) FILTER (WHERE state = 'sent') || ' ' || count(*) FILTER (WHERE s
     def bench_memory(self):
         a = self.args
         r = self.results.setdefault('memory', {})
-        if not self.pg.value('postgres', "SELECT datname FROM pg_database WHERE datname = 'b1_tpl'"):
-            raise RuntimeError('needs benchmark 1\'s fixture')
+        self.make_b1_tpl()
         self.set_conf(databases='')
         small = min(a.memory_small, a.members)
         for name, due in (('small', small), ('large', a.members)):
