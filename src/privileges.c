@@ -272,6 +272,48 @@ ApiCallRethrow(MemoryContext mcxt)
 }
 
 /*
+ * ApiCallArguments fills the internal function's arguments: the caller,
+ * then the API function's own.
+ */
+static void
+ApiCallArguments(ApiCall call, Oid caller, FunctionCallInfo fcinfo,
+				 Datum *values, char *nulls)
+{
+	values[0] = ObjectIdGetDatum(caller);
+	nulls[0] = ' ';
+	for (int i = 1; i < call->nargs; i++)
+	{
+		values[i] = fcinfo->args[i - 1].value;
+		nulls[i] = fcinfo->args[i - 1].isnull ? 'n' : ' ';
+	}
+}
+
+/*
+ * ApiCallStart describes the API function being called and refuses the
+ * call when it cannot run: taskflow's SQL objects of a version the library
+ * does not know, or inside a security-restricted operation (an index
+ * expression, a materialized view refresh, a criteria), where code runs on
+ * someone else's behalf.
+ */
+static ApiCall
+ApiCallStart(FunctionCallInfo fcinfo, bool set)
+{
+	ApiCall		call;
+
+	if (fcinfo->flinfo == NULL || !OidIsValid(fcinfo->flinfo->fn_oid))
+		elog(ERROR, "taskflow_api_call must be called as a SQL function");
+	call = ApiCallLookup(fcinfo->flinfo, set);
+	TaskflowCheckInstalledVersion();
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot call %s within a security-restricted operation",
+						get_func_name(fcinfo->flinfo->fn_oid)),
+				 errdetail("Taskflow functions cannot be called from an index expression, a materialized view or a criteria.")));
+	return call;
+}
+
+/*
  * ApiCallExecute runs the internal function through SPI with the caller as
  * first argument and returns its result, copied out of SPI.
  */
@@ -282,15 +324,8 @@ ApiCallExecute(ApiCall call, Oid caller, FunctionCallInfo fcinfo,
 	Datum		values[FUNC_MAX_ARGS];
 	char		nulls[FUNC_MAX_ARGS];
 	Datum		result;
-	int			i;
 
-	values[0] = ObjectIdGetDatum(caller);
-	nulls[0] = ' ';
-	for (i = 1; i < call->nargs; i++)
-	{
-		values[i] = fcinfo->args[i - 1].value;
-		nulls[i] = fcinfo->args[i - 1].isnull ? 'n' : ' ';
-	}
+	ApiCallArguments(call, caller, fcinfo, values, nulls);
 
 	if (SPI_execute_with_args(call->sql, call->nargs, call->argtypes,
 							  values, nulls, false, 0) != SPI_OK_SELECT ||
@@ -350,16 +385,7 @@ taskflow_api_call(PG_FUNCTION_ARGS)
 	Datum		result;
 	bool		isnull;
 
-	if (fcinfo->flinfo == NULL || !OidIsValid(fcinfo->flinfo->fn_oid))
-		elog(ERROR, "taskflow_api_call must be called as a SQL function");
-	call = ApiCallLookup(fcinfo->flinfo, false);
-	TaskflowCheckInstalledVersion();
-	if (InSecurityRestrictedOperation())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot call %s within a security-restricted operation",
-						get_func_name(fcinfo->flinfo->fn_oid)),
-				 errdetail("Taskflow definitions cannot be changed from an index expression, a materialized view or a criteria.")));
+	call = ApiCallStart(fcinfo, false);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(TaskflowExtensionOwner(),
@@ -384,15 +410,8 @@ ApiCallRows(ApiCall call, Oid caller, FunctionCallInfo fcinfo)
 	MemoryContext mcxt = CurrentMemoryContext;
 	Datum		values[FUNC_MAX_ARGS];
 	char		nulls[FUNC_MAX_ARGS];
-	int			i;
 
-	values[0] = ObjectIdGetDatum(caller);
-	nulls[0] = ' ';
-	for (i = 1; i < call->nargs; i++)
-	{
-		values[i] = fcinfo->args[i - 1].value;
-		nulls[i] = fcinfo->args[i - 1].isnull ? 'n' : ' ';
-	}
+	ApiCallArguments(call, caller, fcinfo, values, nulls);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PG_TRY();
@@ -430,15 +449,7 @@ taskflow_api_call_set(PG_FUNCTION_ARGS)
 	Oid			save_userid;
 	int			save_sec_context;
 
-	if (fcinfo->flinfo == NULL || !OidIsValid(fcinfo->flinfo->fn_oid))
-		elog(ERROR, "taskflow_api_call_set must be called as a SQL function");
-	call = ApiCallLookup(fcinfo->flinfo, true);
-	TaskflowCheckInstalledVersion();
-	if (InSecurityRestrictedOperation())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot call %s within a security-restricted operation",
-						get_func_name(fcinfo->flinfo->fn_oid))));
+	call = ApiCallStart(fcinfo, true);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(TaskflowExtensionOwner(),
