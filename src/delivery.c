@@ -186,8 +186,10 @@ DeliveryXactCallback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT && wake_delivery)
 		WakeDelivery(MyDatabaseId);
+	/* PREPARE: COMMIT PREPARED wakes the workers (see wakeup.c) */
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 		wake_delivery = false;
 }
 

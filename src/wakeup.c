@@ -61,8 +61,13 @@ WakeXactCallback(XactEvent event, void *arg)
 	/* the DROP DATABASE or DROP EXTENSION failed: the workers may run again */
 	if (event == XACT_EVENT_ABORT && OidIsValid(dropping_db))
 		TaskflowDropFailed(dropping_db);
+	/*
+	 * PREPARE TRANSACTION: nothing is committed yet, and COMMIT PREPARED
+	 * (perhaps in another session) wakes the workers instead.
+	 */
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 	{
 		wake_scheduler = wake_launcher = rescan_databases = false;
 		dropping_extension = false;
@@ -223,6 +228,18 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	 */
 	if (IsA(parsetree, CreatedbStmt) || IsA(parsetree, DropdbStmt))
 		rescan_databases = true;
+
+	/*
+	 * COMMIT PREPARED has committed a prepared transaction of this database,
+	 * whose own wake-ups were dropped at PREPARE: wake the workers when this
+	 * statement's transaction commits, as if it had made the changes.
+	 */
+	if (IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
+	{
+		wake_scheduler = true;
+		TaskflowWakeDeliveryAtCommit();
+	}
 
 	/* workers waiting for the update (see version.c) go on at commit */
 	if (IsA(parsetree, AlterExtensionStmt) &&
