@@ -255,7 +255,16 @@ CREATE ROLE tf_crit_gone IN ROLE taskflow_app;
 SET ROLE tf_crit_gone;
 SELECT taskflow.save_criteria('孤児', $$status = 'trial'$$);
 RESET ROLE;
+-- here DROP ROLE is refused (it owns taskflow objects in this database);
+-- dropped from another database, which taskflow does not see from there
 DROP ROLE tf_crit_gone;
+SELECT current_database() AS regress_db \gset
+\c postgres
+DROP ROLE tf_crit_gone;
+\c :regress_db
+SET TimeZone = 'Asia/Tokyo';
+SET DateStyle = 'ISO, YMD';
+SET taskflow.as_of = '2026-01-01 00:00+09';
 SELECT taskflow.count('孤児');
 SELECT taskflow.save_criteria('孤児', $$status = 'trial'$$);
 SELECT owner = current_user::regrole AS taken_over, taskflow.count('孤児', '2026-04-10 09:00+09') FROM taskflow.criteria_list WHERE name = '孤児';

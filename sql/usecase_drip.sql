@@ -147,4 +147,6 @@ SELECT a.member_id, a.page, to_char(a.granted_at, 'MM-DD HH24:MI') AS granted_at
 
 ---------------------------------------------------------------- clean up
 DROP SCHEMA drip_app CASCADE;
+-- the site's chain, tasks, templates and criteria go with its other objects
+REASSIGN OWNED BY usecase_drip_site TO CURRENT_USER;
 DROP ROLE usecase_drip_site;

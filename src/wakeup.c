@@ -27,6 +27,7 @@
 
 #include "delivery.h"
 #include "hold.h"
+#include "roles.h"
 #include "shared.h"
 #include "wakeup.h"
 
@@ -189,7 +190,8 @@ DropsTaskflow(Node *parsetree)
 
 /*
  * TaskflowProcessUtility watches the utility commands that change which
- * databases the workers serve, or what they run against (an update).
+ * databases the workers serve, or what they run against (an update), and
+ * those that drop or reassign the roles owning taskflow objects.
  */
 static void
 TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -202,6 +204,9 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (IsA(parsetree, DropdbStmt))
 		StopSchedulerForDrop(get_database_oid(((DropdbStmt *) parsetree)->dbname, true),
 							 false);
+	/* a role that owns taskflow objects here is not dropped (roles.c) */
+	if (IsA(parsetree, DropRoleStmt))
+		TaskflowCheckDropRole((DropRoleStmt *) parsetree);
 	if (DropsTaskflow(parsetree))
 	{
 		/* a run's locks would block the drop, or deadlock with it */
@@ -228,6 +233,10 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	 */
 	if (IsA(parsetree, CreatedbStmt) || IsA(parsetree, DropdbStmt))
 		rescan_databases = true;
+
+	/* and REASSIGN OWNED BY gives away its taskflow objects too */
+	if (IsA(parsetree, ReassignOwnedStmt))
+		TaskflowReassignOwned((ReassignOwnedStmt *) parsetree);
 
 	/*
 	 * COMMIT PREPARED has committed a prepared transaction of this database,
