@@ -186,10 +186,8 @@ DeliveryXactCallback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT && wake_delivery)
 		WakeDelivery(MyDatabaseId);
-	/* PREPARE: COMMIT PREPARED wakes the workers (see wakeup.c) */
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_PREPARE)
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
 		wake_delivery = false;
 }
 
@@ -823,69 +821,82 @@ BuildMime(DeliveryJob *jobs, int njobs, TimestampTz as_of, MemoryContext cxt)
 }
 
 /*
- * ClaimBatch claims up to taskflow.delivery_batch_size messages of a
- * channel and builds them, in one short transaction.  Returns how many
- * (jobs allocated in cxt); -1 after an error (recorded).
+ * ClaimInWork claims up to taskflow.delivery_batch_size messages of a
+ * channel and builds them, in the current transaction (SPI connected).
+ * Returns how many (jobs allocated in cxt); raises on error.
+ */
+static int
+ClaimInWork(DeliveryChannel *ch, DeliveryJob **jobs_out, MemoryContext cxt)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[5];
+	TimestampTz now;
+	char	   *error = NULL;
+	char		activity[128];
+	DeliveryJob *jobs;
+	int			njobs;
+	uint64		i;
+
+	snprintf(activity, sizeof(activity), "taskflow delivery: claiming messages of channel %s",
+			 ch->name);
+	pgstat_report_activity(STATE_RUNNING, activity);
+	now = GetCurrentTimestamp();
+	MemoryContextSwitchTo(cxt);
+	if (!ReadSecrets(ch, &error))
+		ereport(ERROR, (errmsg("%s", error)));
+	values[0] = CStringGetTextDatum(ch->name);
+	values[1] = CStringGetTextDatum(my_name);
+	values[2] = Int32GetDatum(taskflow_delivery_batch_size);
+	values[3] = Int32GetDatum(taskflow_delivery_lease);
+	values[4] = TimestampTzGetDatum(now);
+	if (SPI_execute_plan(KeptPlan(&claim_plan, claim_sql, 5, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "taskflow: claiming messages failed");
+	MemoryContextSwitchTo(cxt);
+	jobs = palloc0(sizeof(DeliveryJob) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		jobs[i].outbox_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		jobs[i].rcpt = GetText(t, d, 2);
+		jobs[i].mail_from = GetText(t, d, 3);
+		jobs[i].message_id = GetText(t, d, 5);
+		if (strcmp(ch->kind, "webhook") == 0)
+		{
+			jobs[i].payload = GetText(t, d, 4);
+			if (jobs[i].payload)
+			{
+				jobs[i].payload_len = strlen(jobs[i].payload);
+				if (ch->secret)
+					WebhookSign(ch->secret, ch->secret_len, jobs[i].payload,
+								jobs[i].payload_len, jobs[i].signature);
+			}
+		}
+	}
+	njobs = (int) SPI_processed;
+	if (njobs > 0 && strcmp(ch->kind, "smtp") == 0)
+		BuildMime(jobs, njobs, now, cxt);
+	*jobs_out = jobs;
+	return njobs;
+}
+
+/*
+ * ClaimBatch claims and builds a batch in a short transaction of its own.
+ * Returns how many (jobs allocated in cxt); -1 after an error (recorded).
  */
 static int
 ClaimBatch(DeliveryChannel *ch, DeliveryJob **jobs_out, MemoryContext cxt)
 {
 	MemoryContext old = CurrentMemoryContext;
 	volatile int njobs = 0;
-	char		activity[128];
 
-	snprintf(activity, sizeof(activity), "taskflow delivery: claiming messages of channel %s",
-			 ch->name);
 	PG_TRY();
 	{
-		Oid			types[5] = {TEXTOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID};
-		Datum		values[5];
-		TimestampTz now;
-		char	   *error = NULL;
-		DeliveryJob *jobs;
-		uint64		i;
-
-		BeginWork(activity);
-		now = GetCurrentTimestamp();
-		MemoryContextSwitchTo(cxt);
-		if (!ReadSecrets(ch, &error))
-			ereport(ERROR, (errmsg("%s", error)));
-		values[0] = CStringGetTextDatum(ch->name);
-		values[1] = CStringGetTextDatum(my_name);
-		values[2] = Int32GetDatum(taskflow_delivery_batch_size);
-		values[3] = Int32GetDatum(taskflow_delivery_lease);
-		values[4] = TimestampTzGetDatum(now);
-		if (SPI_execute_plan(KeptPlan(&claim_plan, claim_sql, 5, types),
-							 values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "taskflow: claiming messages failed");
-		MemoryContextSwitchTo(cxt);
-		jobs = palloc0(sizeof(DeliveryJob) * Max(SPI_processed, 1));
-		for (i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	t = SPI_tuptable->vals[i];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			bool		isnull;
-
-			jobs[i].outbox_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-			jobs[i].rcpt = GetText(t, d, 2);
-			jobs[i].mail_from = GetText(t, d, 3);
-			jobs[i].message_id = GetText(t, d, 5);
-			if (strcmp(ch->kind, "webhook") == 0)
-			{
-				jobs[i].payload = GetText(t, d, 4);
-				if (jobs[i].payload)
-				{
-					jobs[i].payload_len = strlen(jobs[i].payload);
-					if (ch->secret)
-						WebhookSign(ch->secret, ch->secret_len, jobs[i].payload,
-									jobs[i].payload_len, jobs[i].signature);
-				}
-			}
-		}
-		njobs = (int) SPI_processed;
-		if (njobs > 0 && strcmp(ch->kind, "smtp") == 0)
-			BuildMime(jobs, njobs, now, cxt);
-		*jobs_out = jobs;
+		BeginWork("taskflow delivery: claiming messages");
+		njobs = ClaimInWork(ch, jobs_out, cxt);
 		CommitWork();
 	}
 	PG_CATCH();
@@ -900,72 +911,128 @@ ClaimBatch(DeliveryChannel *ch, DeliveryJob **jobs_out, MemoryContext cxt)
 	return njobs;
 }
 
+/*
+ * ClaimInSubtransaction claims and builds a batch in a subtransaction of
+ * the current transaction, so that a failed claim does not undo the report
+ * it follows.  Returns how many; -1 after an error (recorded).
+ */
+static int
+ClaimInSubtransaction(DeliveryChannel *ch, DeliveryJob **jobs_out, MemoryContext cxt)
+{
+	MemoryContext old = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int njobs = 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		njobs = ClaimInWork(ch, jobs_out, cxt);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+		RecordError(ch->name, edata->message);
+		njobs = -1;
+	}
+	PG_END_TRY();
+	return njobs;
+}
+
 static const char *complete_sql =
 "SELECT taskflow.complete_messages($1, $2, $3, $4, $5, $6, $7)";
 
 /*
- * CompleteBatch writes a batch's outcomes back in one transaction; false
- * after an error (recorded; the rows are sent again once their lease
- * expires).
+ * CompleteInWork writes a batch's outcomes back in the current transaction
+ * (SPI connected); raises on error.
  */
-static bool
-CompleteBatch(DeliveryJob *jobs, int njobs, MemoryContext cxt)
+static void
+CompleteInWork(DeliveryJob *jobs, int njobs, MemoryContext cxt)
 {
 	static const char *const outcome_names[] = {"sent", "temporary", "permanent"};
+	Oid			types[7] = {TEXTOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
+	Datum		values[7];
+	Datum	   *ids;
+	Datum	   *outcomes;
+	Datum	   *codes;
+	Datum	   *enhanced;
+	Datum	   *replies;
+	bool	   *code_nulls;
+	bool	   *enhanced_nulls;
+	int			dims[1] = {njobs};
+	int			lbs[1] = {1};
+	int			i;
+
+	pgstat_report_activity(STATE_RUNNING, "taskflow delivery: writing results");
+	MemoryContextSwitchTo(cxt);
+	ids = palloc(sizeof(Datum) * njobs);
+	outcomes = palloc(sizeof(Datum) * njobs);
+	codes = palloc(sizeof(Datum) * njobs);
+	enhanced = palloc(sizeof(Datum) * njobs);
+	replies = palloc(sizeof(Datum) * njobs);
+	code_nulls = palloc(sizeof(bool) * njobs);
+	enhanced_nulls = palloc(sizeof(bool) * njobs);
+	for (i = 0; i < njobs; i++)
+	{
+		DeliveryJob *job = &jobs[i];
+
+		if (!job->done)
+			DeliveryFinishJob(job, DELIVERY_TEMPORARY, 0, "not sent");
+		ids[i] = Int64GetDatum(job->outbox_id);
+		outcomes[i] = CStringGetTextDatum(outcome_names[job->outcome]);
+		codes[i] = Int32GetDatum(job->code);
+		code_nulls[i] = (job->code == 0);
+		enhanced[i] = CStringGetTextDatum(job->enhanced);
+		enhanced_nulls[i] = (job->enhanced[0] == '\0');
+		replies[i] = CStringGetTextDatum(job->reply);
+	}
+	values[0] = CStringGetTextDatum(my_name);
+	values[1] = PointerGetDatum(construct_array(ids, njobs, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(outcomes, njobs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_md_array(codes, code_nulls, 1, dims, lbs,
+												   INT4OID, 4, true, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_md_array(enhanced, enhanced_nulls, 1, dims, lbs,
+												   TEXTOID, -1, false, TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_array(replies, njobs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
+	if (SPI_execute_plan(KeptPlan(&complete_plan, complete_sql, 7, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "taskflow: writing the results failed");
+}
+
+/*
+ * CompleteAndClaim writes a batch's outcomes back and, when next_jobs is
+ * not NULL, claims and builds the next batch (in next_cxt), all in one
+ * transaction: one commit, one wait for the disk, per batch.  The claim
+ * runs in a subtransaction: when it fails (*next_njobs -1, recorded) the
+ * report still commits.  False when the report failed (recorded; the rows
+ * are sent again once their lease expires, and nothing was claimed).
+ */
+static bool
+CompleteAndClaim(DeliveryJob *jobs, int njobs, MemoryContext cxt, DeliveryChannel *ch,
+				 DeliveryJob **next_jobs, int *next_njobs, MemoryContext next_cxt)
+{
 	MemoryContext old = CurrentMemoryContext;
 	volatile bool ok = true;
 
+	*next_njobs = 0;
 	PG_TRY();
 	{
-		Oid			types[7] = {TEXTOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
-		Datum		values[7];
-		Datum	   *ids;
-		Datum	   *outcomes;
-		Datum	   *codes;
-		Datum	   *enhanced;
-		Datum	   *replies;
-		bool	   *code_nulls;
-		bool	   *enhanced_nulls;
-		int			dims[1] = {njobs};
-		int			lbs[1] = {1};
-		int			i;
-
 		BeginWork("taskflow delivery: writing results");
-		MemoryContextSwitchTo(cxt);
-		ids = palloc(sizeof(Datum) * njobs);
-		outcomes = palloc(sizeof(Datum) * njobs);
-		codes = palloc(sizeof(Datum) * njobs);
-		enhanced = palloc(sizeof(Datum) * njobs);
-		replies = palloc(sizeof(Datum) * njobs);
-		code_nulls = palloc(sizeof(bool) * njobs);
-		enhanced_nulls = palloc(sizeof(bool) * njobs);
-		for (i = 0; i < njobs; i++)
-		{
-			DeliveryJob *job = &jobs[i];
-
-			if (!job->done)
-				DeliveryFinishJob(job, DELIVERY_TEMPORARY, 0, "not sent");
-			ids[i] = Int64GetDatum(job->outbox_id);
-			outcomes[i] = CStringGetTextDatum(outcome_names[job->outcome]);
-			codes[i] = Int32GetDatum(job->code);
-			code_nulls[i] = (job->code == 0);
-			enhanced[i] = CStringGetTextDatum(job->enhanced);
-			enhanced_nulls[i] = (job->enhanced[0] == '\0');
-			replies[i] = CStringGetTextDatum(job->reply);
-		}
-		values[0] = CStringGetTextDatum(my_name);
-		values[1] = PointerGetDatum(construct_array(ids, njobs, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		values[2] = PointerGetDatum(construct_array(outcomes, njobs, TEXTOID, -1, false, TYPALIGN_INT));
-		values[3] = PointerGetDatum(construct_md_array(codes, code_nulls, 1, dims, lbs,
-													   INT4OID, 4, true, TYPALIGN_INT));
-		values[4] = PointerGetDatum(construct_md_array(enhanced, enhanced_nulls, 1, dims, lbs,
-													   TEXTOID, -1, false, TYPALIGN_INT));
-		values[5] = PointerGetDatum(construct_array(replies, njobs, TEXTOID, -1, false, TYPALIGN_INT));
-		values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
-		if (SPI_execute_plan(KeptPlan(&complete_plan, complete_sql, 7, types),
-							 values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "taskflow: writing the results failed");
+		CompleteInWork(jobs, njobs, cxt);
+		if (next_jobs)
+			*next_njobs = ClaimInSubtransaction(ch, next_jobs, next_cxt);
 		CommitWork();
 	}
 	PG_CATCH();
@@ -974,6 +1041,7 @@ CompleteBatch(DeliveryJob *jobs, int njobs, MemoryContext cxt)
 
 		RecordError(NULL, psprintf("writing the results of %d messages failed: %s",
 								   njobs, message));
+		*next_njobs = 0;
 		ok = false;
 	}
 	PG_END_TRY();
@@ -985,47 +1053,60 @@ CompleteBatch(DeliveryJob *jobs, int njobs, MemoryContext cxt)
  * DeliverChannel sends a channel's ready messages, batch after batch,
  * while batches come back full (at most 50 batches, then the other
  * channels get their turn; *more is then set, so that the worker goes on
- * without sleeping).  False when a step failed.
+ * without sleeping).  The report of a full batch and the claim of the next
+ * one share a transaction.  False when a step failed.
  */
 static bool
 DeliverChannel(DeliveryChannel *ch, MemoryContext cxt, bool *more)
 {
-	MemoryContext batch_cxt = AllocSetContextCreate(cxt, "taskflow delivery batch",
-													ALLOCSET_DEFAULT_SIZES);
+	MemoryContext batch_cxt[2];
+	DeliveryJob *jobs = NULL;
+	int			njobs;
+	TimestampTz started = GetCurrentTimestamp();
+	int			cur = 0;
 	bool		ok = true;
 	int			round;
 
-	for (round = 0; round < 50; round++)
+	batch_cxt[0] = AllocSetContextCreate(cxt, "taskflow delivery batch", ALLOCSET_DEFAULT_SIZES);
+	batch_cxt[1] = AllocSetContextCreate(cxt, "taskflow delivery batch", ALLOCSET_DEFAULT_SIZES);
+	njobs = ClaimBatch(ch, &jobs, batch_cxt[cur]);
+	if (njobs < 0)
+		ok = false;
+
+	for (round = 1; njobs > 0; round++)
 	{
-		DeliveryJob *jobs = NULL;
-		int			njobs;
-		TimestampTz started = GetCurrentTimestamp();
+		int			nxt = 1 - cur;
+		bool		full = (njobs >= taskflow_delivery_batch_size);
+		bool		claim_next = full && round < 50 && !ConfigReloadPending;
+		DeliveryJob *next_jobs = NULL;
+		int			next_njobs = 0;
+		TimestampTz next_started;
 		char		activity[128];
 
-		MemoryContextReset(batch_cxt);
-		njobs = ClaimBatch(ch, &jobs, batch_cxt);
-		if (njobs <= 0)
-		{
-			ok = (njobs == 0);
-			break;
-		}
 		snprintf(activity, sizeof(activity),
 				 "taskflow delivery: sending %d messages through channel %s", njobs, ch->name);
 		pgstat_report_activity(STATE_RUNNING, activity);
 		DeliverySend(ch, jobs, njobs);
-		if (!CompleteBatch(jobs, njobs, batch_cxt))
-		{
+		if (claim_next)
+			MemoryContextReset(batch_cxt[nxt]);
+		next_started = GetCurrentTimestamp();
+		if (CompleteAndClaim(jobs, njobs, batch_cxt[cur], ch,
+							 claim_next ? &next_jobs : NULL, &next_njobs, batch_cxt[nxt]))
+			RecordBatch(jobs, njobs, started);
+		else
 			ok = false;
-			break;
-		}
-		RecordBatch(jobs, njobs, started);
-		CHECK_FOR_INTERRUPTS();
-		if (njobs < taskflow_delivery_batch_size || ConfigReloadPending)
-			break;
-		if (round == 49)
+		if (next_njobs < 0)
+			ok = false;
+		if (ok && full && round >= 50)
 			*more = true;
+		CHECK_FOR_INTERRUPTS();
+		cur = nxt;
+		jobs = next_jobs;
+		njobs = next_njobs;
+		started = next_started;
 	}
-	MemoryContextDelete(batch_cxt);
+	MemoryContextDelete(batch_cxt[0]);
+	MemoryContextDelete(batch_cxt[1]);
 	return ok;
 }
 
