@@ -376,14 +376,25 @@ SELECT string_agg(round(extract(epoch FROM pg_xact_commit_timestamp(h.xmin) - d.
         self.say('    messages built for the baseline in %.1f s (%s bytes each, escaped)'
                  % (r['export_s'], fmt(r['message_bytes'])))
 
-        p = subprocess.run([a.curl_baseline, url, str(conns), msgs], capture_output=True,
-                           text=True, timeout=max(60, self.left()))
-        f = p.stdout.split()
-        r.update(baseline_sent=int(f[1]), baseline_failed=int(f[3]),
-                 baseline_s=float(f[5]), baseline_rate=float(f[7]))
-        self.say('    baseline (bare libcurl, %d connections): %s sent in %.2f s = %s msg/s'
-                 % (conns, fmt(r['baseline_sent']), r['baseline_s'], fmt(r['baseline_rate'])))
-        os.unlink(msgs)
+        def baseline():
+            """One run of the bare libcurl program: (sent, failed, seconds, msg/s, CPU s)."""
+            t0 = os.times()
+            p = subprocess.run([a.curl_baseline, url, str(conns), msgs], capture_output=True,
+                               text=True, timeout=max(60, self.left()))
+            t1 = os.times()
+            f = p.stdout.split()
+            if len(f) < 8 or f[0] != 'sent':
+                raise RuntimeError('curl_baseline failed: %s' % (p.stderr.strip() or p.stdout))
+            return (int(f[1]), int(f[3]), float(f[5]), float(f[7]),
+                    t1.children_user - t0.children_user + t1.children_system - t0.children_system)
+
+        # the baseline runs before and after taskflow (the machine's load
+        # may change in between); the ratio is to their mean
+        b1 = baseline()
+        r.update(baseline_sent=b1[0], baseline_failed=b1[1], baseline_s=b1[2],
+                 baseline_rate=b1[3])
+        self.say('    baseline (bare libcurl, %d connections), before: %s sent in %.2f s = %s msg/s'
+                 % (conns, fmt(b1[0]), b1[2], fmt(b1[3])))
 
         # taskflow: the delivery workers, started with the channel disabled
         self.set_conf(databases='b5', delivery_workers=str(a.delivery_workers),
@@ -397,7 +408,9 @@ SELECT string_agg(round(extract(epoch FROM pg_xact_commit_timestamp(h.xmin) - d.
         start = self.pg.value('b5', "SELECT taskflow.configure_channel('email', enabled => true);"
                                     "\nSELECT extract(epoch FROM clock_timestamp());")
         start = float(start.split()[-1])
-        sent_q = "SELECT count(*) FROM taskflow.outbox WHERE state = 'sent'"
+        # polled from the workers' counters in shared memory: a count over
+        # the outbox every half second would take CPU from what is measured
+        sent_q = "SELECT coalesce(sum(sent), 0) FROM taskflow.delivery_status"
         wait_for(lambda: int(self.pg.value('b5', sent_q)) >= n, max(60, self.left() - 120), 0.5)
         cpu1 = sum(proc_cpu(pid) for pid in pids)
         v = self.pg.value('b5', """
@@ -407,10 +420,21 @@ SELECT count(*) FILTER (WHERE state = 'sent') || ' ' || count(*) FILTER (WHERE s
         sent, other, end = int(v[0]), int(v[1]), float(v[2])
         r.update(sent=sent, not_sent=other, seconds=end - start, rate=sent / (end - start),
                  worker_cpu=cpu1 - cpu0)
-        self.say('    taskflow: %s sent (%s not) in %.2f s = %s msg/s; ratio to baseline %.2f'
-                 % (fmt(sent), fmt(other), end - start, fmt(r['rate']),
-                    r['rate'] / r['baseline_rate']))
+        self.say('    taskflow: %s sent (%s not) in %.2f s = %s msg/s'
+                 % (fmt(sent), fmt(other), end - start, fmt(r['rate'])))
         self.set_conf(databases='', delivery_workers='0')
+        b2 = baseline()
+        self.say('    baseline, after: %s sent in %.2f s = %s msg/s' % (fmt(b2[0]), b2[2], fmt(b2[3])))
+        os.unlink(msgs)
+        r.update(baseline_sent=b1[0], baseline_failed=b1[1] + b2[1],
+                 baseline_s=(b1[2] + b2[2]) / 2, baseline_rate=(b1[3] + b2[3]) / 2,
+                 baseline_runs=[b1[3], b2[3]],
+                 baseline_cpu_us=(b1[4] + b2[4]) / max(1, b1[0] + b2[0]) * 1e6,
+                 worker_cpu_us=r['worker_cpu'] / max(1, sent) * 1e6)
+        self.say('    ratio to the baseline (mean of %s and %s msg/s): %.2f; CPU per message:'
+                 ' delivery worker %s us, bare libcurl %s us'
+                 % (fmt(b1[3]), fmt(b2[3]), r['rate'] / r['baseline_rate'],
+                    fmt(r['worker_cpu_us']), fmt(r['baseline_cpu_us'])))
         self.sink.terminate()
         self.sink.wait()
         self.sink = None
