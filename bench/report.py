@@ -336,9 +336,9 @@ class Report:
             return
         self.w('## 6. Scheduler memory')
         self.w()
-        self.w('Benchmark 1\'s database, served by the scheduler alone, once with %s members due'
+        self.w('Benchmark 1\'s fixture, served by the scheduler alone, once with only the first %s'
                % fmt(m.get('small', {}).get('due')))
-        self.w('(the others a year away) and once with all %s due. Peak memory of the scheduler'
+        self.w('members in the chain and due, and once with all %s due. Peak memory of the scheduler'
                % fmt(m.get('large', {}).get('due')))
         self.w('process, sampled every 20 ms from /proc: `RssAnon` is its private memory;')
         self.w('`VmHWM` also counts the shared buffers it touched (`RssShmem`), which grows with')
@@ -359,6 +359,8 @@ class Report:
         p = self.r.get('preview')
         if not p or 'wall' not in p:
             return
+        self.w('<a id="preview"></a>')
+        self.w()
         self.w('## 7. Preview')
         self.w()
         self.w('`taskflow.preview(from, from + 1 year)` over %s members and the five chains of'
