@@ -371,9 +371,9 @@ SELECT * FROM pg_temp.changes();
 ---------------------------------------------------------------- another role, and a step that fails
 -- an application role previews its own chains (its hypothetical member
 -- too), not the others'.  Its chain's second step writes to its own table,
--- which refuses the row: the preview shows the failed batches (tried again
--- 10 seconds later, and the chain paused after 3 failures), as the engine
--- would run them.
+-- which refuses the row (a failure of the member's data): the preview
+-- shows each failed try, the member set aside and tried again 10, 20, 40 …
+-- minutes later, as the engine would run them (over a day and a half).
 CREATE ROLE preview_other IN ROLE taskflow_app;
 CREATE SCHEMA preview_other_app AUTHORIZATION preview_other;
 SET ROLE preview_other;
@@ -389,7 +389,7 @@ RESET ROLE;
 SELECT pg_temp.snapshot();
 SET ROLE preview_other;
 SELECT to_char(at, 'MM-DD HH24:MI:SS') AS at, chain, member_id, member_name, task, event, changes, subject
-  FROM taskflow.preview('2027-05-22 12:00+09', '2027-06-30 00:00+09',
+  FROM taskflow.preview('2027-05-22 12:00+09', '2027-05-24 00:00+09',
 	hypothetical => '{"name": "クーポン太郎", "email": "coupon@example.jp"}');
 SELECT * FROM taskflow.preview('2027-05-22 12:00+09', '2027-06-30 00:00+09', '誕生日');
 SELECT count(*) AS rows_of_other_chains FROM taskflow.preview('2027-05-22 12:00+09', '2027-06-30 00:00+09')

@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "entry.h"
+#include "isolate.h"
 #include "privileges.h"
 #include "settings.h"
 #include "spi_util.h"
@@ -176,11 +177,12 @@ TaskflowPopRunSettings(int nest_level)
 }
 
 /*
- * RecordError keeps an error of a chain's batch and counts the failure,
- * pausing the chain once it has failed pause_after_failures runs in a row.
+ * TaskflowRecordError keeps an error of a chain's batch and counts the
+ * failure, pausing the chain once it has failed pause_after_failures runs
+ * in a row.
  */
-static void
-RecordError(TaskflowRun run, TaskflowStep step, ErrorData *edata)
+void
+TaskflowRecordError(TaskflowRun run, TaskflowStep step, ErrorData *edata)
 {
 	Oid			types[8] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID};
@@ -247,19 +249,22 @@ AddCounts(TaskflowCounts total, TaskflowCounts batch)
 bool		taskflow_unguarded_units = false;
 
 /*
- * RunGuarded runs one unit of work in a subtransaction with its own SPI
- * connection; on error the subtransaction is rolled back and the error
- * recorded.  Returns false on error.
+ * TaskflowTryUnit runs one unit of work in a subtransaction with its own
+ * SPI connection.  On error the subtransaction is rolled back, *edata gets
+ * the error (not recorded anywhere) and false is returned.  The counts of
+ * a unit that succeeded are added to total.
  */
-static bool
-RunGuarded(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
-		   TaskflowCounts total, int64 *taken)
+bool
+TaskflowTryUnit(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
+				TaskflowCounts total, int64 *taken, ErrorData **edata)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool ok = true;
 
 	memset(&run->counts, 0, sizeof(run->counts));
+	*taken = 0;
+	*edata = NULL;
 	if (taskflow_unguarded_units)
 	{
 		SPI_connect();
@@ -284,22 +289,35 @@ RunGuarded(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
 		MemoryContextSwitchTo(oldcxt);
 		ArmChainTimeout(false);
-		edata = CopyErrorData();
+		*edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		RecordError(run, step, edata);
-		FreeErrorData(edata);
-		total->errors++;
 		ok = false;
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/*
+ * RunGuarded runs one unit of work with TaskflowTryUnit and records its
+ * error, if any.  Returns false on error.
+ */
+static bool
+RunGuarded(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
+		   TaskflowCounts total, int64 *taken)
+{
+	ErrorData  *edata;
+
+	if (TaskflowTryUnit(run, unit, step, total, taken, &edata))
+		return true;
+	TaskflowRecordError(run, step, edata);
+	FreeErrorData(edata);
+	total->errors++;
+	return false;
 }
 
 /*
@@ -372,7 +390,7 @@ RunSteps(TaskflowRun run, TaskflowCounts total)
 	for (i = 0; i < run->chain->nsteps; i++)
 	{
 		TaskflowResetDueBatches(run);
-		if (!TaskflowRunBatches(run, TaskflowRunDueBatch, &run->chain->steps[i], total))
+		if (!TaskflowRunDueBatches(run, &run->chain->steps[i], total))
 			return false;
 	}
 	return true;

@@ -16,6 +16,9 @@ extern bool taskflow_unguarded_units;
 
 extern bool TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit,
 							   TaskflowStep step, TaskflowCounts total);
+extern bool TaskflowTryUnit(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
+							TaskflowCounts total, int64 *taken, ErrorData **edata);
+extern void TaskflowRecordError(TaskflowRun run, TaskflowStep step, ErrorData *edata);
 #include "utils/tuplestore.h"
 
 extern void TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,

@@ -18,6 +18,7 @@
 #include "anchor.h"
 #include "engine.h"
 #include "entry.h"
+#include "isolate.h"
 #include "privileges.h"
 #include "settings.h"
 #include "spi_util.h"
@@ -104,7 +105,7 @@ EntryBatch(TaskflowRun run, TaskflowStep first)
 
 	values[0] = Int32GetDatum(run->chain->chain_id);
 	values[1] = Int64GetDatum(run->entry_after);
-	values[2] = Int32GetDatum(taskflow_batch_size);
+	values[2] = Int32GetDatum(run->batch_limit > 0 ? run->batch_limit : taskflow_batch_size);
 	values[3] = TimestampTzGetDatum(run->as_of);
 	TaskflowBecomeUser(run->chain->owner, &saved);
 	ids = TaskflowQueryMembers(psprintf(candidates_format, CriteriaOrTrue(run),
@@ -114,6 +115,7 @@ EntryBatch(TaskflowRun run, TaskflowStep first)
 	if (ids->count == 0)
 		return 0;
 	run->entry_after = ids->ids[ids->count - 1];
+	run->last_taken = ids->ids[0];	/* kept if the batch fails (isolate.c) */
 	TaskflowEnterMembers(run, ids);
 	TaskflowHandleMatched(run, first, ids);
 	return ids->count;
@@ -185,8 +187,9 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 		!TaskflowRunBatches(run, TaskflowAnchorChanges, &run->chain->steps[0], counts))
 		return false;
 	run->entry_after = PG_INT64_MIN;
-	if (!TaskflowRunBatches(run, run->chain->anchor_sql ? TaskflowAnchorEntryBatch : EntryBatch,
-							&run->chain->steps[0], counts))
+	if (run->chain->anchor_sql
+		? !TaskflowRunBatches(run, TaskflowAnchorEntryBatch, &run->chain->steps[0], counts)
+		: !TaskflowRunIsolated(run, EntryBatch, &run->chain->steps[0], counts, true))
 		return false;
 	/* the latest slot is at or before as_of, so any later one is after it */
 	ChainIdAndInstant(run, entered_slot_sql);

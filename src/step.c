@@ -407,7 +407,7 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	values[0] = Int32GetDatum(run->chain->chain_id);
 	values[1] = TimestampTzGetDatum(run->as_of);
 	values[2] = Int32GetDatum(step->step_id);
-	values[8] = Int32GetDatum(taskflow_batch_size);
+	values[8] = Int32GetDatum(run->batch_limit > 0 ? run->batch_limit : taskflow_batch_size);
 	values[9] = TimestampTzGetDatum(run->due_after_at);
 	values[10] = Int64GetDatum(run->due_after_id);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
@@ -427,6 +427,8 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	run->due_after_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
 	run->due_after_id = DatumGetInt64(SPI_getbinval(row, desc, 4, &isnull));
 	SPI_freetuptable(SPI_tuptable);
+	/* kept if the batch fails: with a limit of one, the member it fails for */
+	run->last_taken = candidates->count > 0 ? candidates->ids[0] : already->ids[0];
 
 	SkipAlreadyApplied(run, step, already);
 	matched = TaskflowMatching(run, step->criteria_sql, candidates);

@@ -19,6 +19,8 @@ typedef struct TaskflowRunData
 	int64		entry_after;	/* entry batches: last member id entered */
 	TimestampTz due_after_at;	/* due batches of a step: the last one's */
 	int64		due_after_id;	/* (due_at, member_id) */
+	int			batch_limit;	/* due batches: members at most (0: batch_size) */
+	int64		last_taken;		/* due batches: a member the last one took */
 } TaskflowRunData;
 
 typedef TaskflowRunData *TaskflowRun;

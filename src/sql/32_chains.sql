@@ -206,7 +206,8 @@ CREATE TABLE taskflow.chain_error (
 	message		text NOT NULL,
 	detail		text,
 	hint		text,
-	context		text
+	context		text,
+	member_id	bigint			/* a member's own failure; NULL: the chain's */
 );
 COMMENT ON TABLE taskflow.chain_error IS
 	'Errors of chain runs; each rolled back only its own batch';

@@ -108,13 +108,23 @@ BEGIN
 				 WHERE h.chain_id OPERATOR(pg_catalog.=) c.chain_id
 				   AND h.member_id OPERATOR(pg_catalog.=) _explain.member_id
 				   AND h.event OPERATOR(pg_catalog.=) ANY (ARRAY['left', 'cancelled'])
-				 ORDER BY h.history_id DESC LIMIT 1) AS left_task
+				 ORDER BY h.history_id DESC LIMIT 1) AS left_task,
+			   f.failures, f.failed_at, f.failure
 		  FROM taskflow.chain c
 		  LEFT JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) c.chain_id
 											AND cm.member_id OPERATOR(pg_catalog.=) _explain.member_id
 		  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) cm.step_id
 		  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id
 		  LEFT JOIN taskflow.criteria cr ON cr.criteria_id OPERATOR(pg_catalog.=) t.criteria_id
+		  -- the member's own failures at its step, when it was set aside (isolate.c)
+		  LEFT JOIN LATERAL (
+			SELECT pg_catalog.count(*) AS failures, pg_catalog.max(e.at) AS failed_at,
+				   (pg_catalog.array_agg(e.message ORDER BY e.error_id DESC))[1] AS failure
+			  FROM taskflow.chain_error e
+			 WHERE e.chain_id OPERATOR(pg_catalog.=) c.chain_id
+			   AND e.member_id OPERATOR(pg_catalog.=) _explain.member_id
+			   AND e.step_id OPERATOR(pg_catalog.=) cm.step_id
+			   AND e.at OPERATOR(pg_catalog.>=) cm.waiting_since) f ON true
 		 WHERE taskflow._may_see(caller, c.owner)
 		 ORDER BY c.name
 	LOOP
@@ -167,6 +177,11 @@ BEGIN
 							THEN ' (' OPERATOR(pg_catalog.||) taskflow._local(next_entry, r.time_zone) OPERATOR(pg_catalog.||) ')' ELSE '' END)
 			WHEN r.st IS NULL THEN
 				format('does not match the entry criteria %s', quote_ident(r.entry_criteria))
+			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of
+				 AND r.failures OPERATOR(pg_catalog.>) 0 THEN
+				format('set aside: task %s (step %s) failed %s time(s) for this member, last on %s: %s; tried again at %s',
+					   quote_ident(r.task_name), r.position, r.failures,
+					   taskflow._local(r.failed_at, r.time_zone), r.failure, taskflow._local(r.due, r.time_zone))
 			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of THEN
 				format('waiting for task %s (step %s) until %s', quote_ident(r.task_name), r.position,
 					   taskflow._local(r.due, r.time_zone))
