@@ -69,6 +69,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	held text;
 	r record;
 	matches boolean;
 	prefix text;
@@ -86,6 +87,7 @@ BEGIN
 			USING ERRCODE = 'datetime_value_out_of_range',
 				  HINT = 'Pass the instant to explain as of, or leave the argument out for now().';
 	END IF;
+	SELECT h.reason INTO held FROM taskflow.hold h;
 	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) _explain.member_id;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'member % does not exist', _explain.member_id USING ERRCODE = 'no_data_found';
@@ -135,6 +137,11 @@ BEGIN
 		due_at := r.due;
 		prefix := CASE WHEN r.paused_reason IS NOT NULL THEN 'chain paused (' OPERATOR(pg_catalog.||) r.paused_reason OPERATOR(pg_catalog.||) '); '
 					   WHEN NOT r.enabled THEN 'chain disabled; ' ELSE '' END;
+		-- a restored copy runs nothing until the DBA resumes it (part 46)
+		IF held IS NOT NULL THEN
+			prefix := format('automation held (%s): nothing runs until taskflow.resume_automation(); ', held)
+					  OPERATOR(pg_catalog.||) prefix;
+		END IF;
 		-- a disabled or paused chain runs nothing until it is enabled
 		off := CASE WHEN prefix OPERATOR(pg_catalog.<>) '' THEN ' once the chain is enabled' ELSE '' END;
 		-- nothing of the previous chain's row may carry over to this one

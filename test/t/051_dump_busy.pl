@@ -251,6 +251,10 @@ like( copy(q{SELECT state || ': ' || coalesce(last_error, '')
 is( copy(q{SELECT count(*) > 20 FROM taskflow.chain_member
 			WHERE state = 'waiting' AND due_at <= now()}),
 	't', 'many steps are due in the copy');
+like( copy(q{SELECT e.reason FROM taskflow.explain(
+			  (SELECT min(member_id) FROM taskflow.chain_member WHERE state = 'waiting')) e LIMIT 1}),
+	qr/^automation held \(restored from a dump.*\): nothing runs until taskflow\.resume_automation\(\); /,
+	'explain() says why nothing happens: the copy is held, and how to resume it');
 ok( TaskflowTest::wait_for($node, 'copy1', q{
 	SELECT count(*) FILTER (WHERE backend_type = 'taskflow scheduler') = 1
 	   AND count(*) FILTER (WHERE backend_type = 'taskflow delivery') = 1
