@@ -356,6 +356,23 @@ SELECT tasks, chains, steps, criteria, "二段" FROM defs;
 SELECT fingerprint = :'before_fingerprint' AS unchanged FROM defs;
 RESET ROLE;
 
+---------------------------------------------------------------- cancelling a run
+-- A client's statement_timeout (or cancel) stops its whole taskflow.run():
+-- the error is the caller's, not recorded as the chain's, and nothing of
+-- the run stays.
+CREATE TABLE engine_errors_shop.slow_log (member_id bigint);
+SELECT taskflow.create_task('遅い処理', 'auto',
+	actions => $$[{"sql": "INSERT INTO engine_errors_shop.slow_log SELECT m FROM unnest($1) AS m, pg_sleep(0.5)"}]$$);
+SELECT taskflow.create_chain('遅いチェーン', ARRAY['遅い処理']);
+SET statement_timeout = '300ms';
+SELECT * FROM taskflow.run('2027-04-02 09:00+09', '遅いチェーン');
+RESET statement_timeout;
+SELECT (SELECT count(*) FROM taskflow.chain_error e WHERE e.chain_id = c.chain_id) AS errors,
+	   c.consecutive_failures, (SELECT count(*) FROM taskflow.chain_member cm WHERE cm.chain_id = c.chain_id) AS members,
+	   (SELECT count(*) FROM engine_errors_shop.slow_log) AS logged
+  FROM taskflow.chain c WHERE c.name = '遅いチェーン';
+SELECT taskflow.drop_chain('遅いチェーン');
+
 ---------------------------------------------------------------- clean up
 RESET taskflow.as_of;
 DROP VIEW defs;

@@ -296,6 +296,15 @@ TaskflowTryUnit(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+
+		/*
+		 * A client's cancel or statement_timeout stops its whole run() or
+		 * preview(), not just this batch (in a scheduler, a query cancel is
+		 * the per-batch taskflow.chain_statement_timeout: the chain's
+		 * failure).
+		 */
+		if (!taskflow_in_worker && (*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(*edata);
 		ok = false;
 	}
 	PG_END_TRY();
