@@ -177,6 +177,29 @@ TaskflowPopRunSettings(int nest_level)
 }
 
 /*
+ * TaskflowErrorRow fills the first eight columns of a taskflow.chain_error
+ * row (chain_id, step_id, at, sqlstate, message, detail, hint, context) for
+ * an error of a run's step (or of the chain, step NULL).
+ */
+void
+TaskflowErrorRow(TaskflowRun run, TaskflowStep step, ErrorData *edata,
+				 Datum *values, char *nulls)
+{
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = Int32GetDatum(step ? step->step_id : 0);
+	nulls[1] = step ? ' ' : 'n';
+	values[2] = TimestampTzGetDatum(run->as_of);
+	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[4] = CStringGetTextDatum(edata->message ? edata->message : "error");
+	values[5] = edata->detail ? CStringGetTextDatum(edata->detail) : (Datum) 0;
+	nulls[5] = edata->detail ? ' ' : 'n';
+	values[6] = edata->hint ? CStringGetTextDatum(edata->hint) : (Datum) 0;
+	nulls[6] = edata->hint ? ' ' : 'n';
+	values[7] = edata->context ? CStringGetTextDatum(edata->context) : (Datum) 0;
+	nulls[7] = edata->context ? ' ' : 'n';
+}
+
+/*
  * TaskflowRecordError keeps an error of a chain's batch and counts the
  * failure, pausing the chain once it has failed pause_after_failures runs
  * in a row.
@@ -190,18 +213,7 @@ TaskflowRecordError(TaskflowRun run, TaskflowStep step, ErrorData *edata)
 	char		nulls[8] = "        ";
 	TaskflowSavedUser saved;
 
-	values[0] = Int32GetDatum(run->chain->chain_id);
-	values[1] = Int32GetDatum(step ? step->step_id : 0);
-	nulls[1] = step ? ' ' : 'n';
-	values[2] = TimestampTzGetDatum(run->as_of);
-	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[4] = CStringGetTextDatum(edata->message ? edata->message : "error");
-	values[5] = edata->detail ? CStringGetTextDatum(edata->detail) : (Datum) 0;
-	nulls[5] = edata->detail ? ' ' : 'n';
-	values[6] = edata->hint ? CStringGetTextDatum(edata->hint) : (Datum) 0;
-	nulls[6] = edata->hint ? ' ' : 'n';
-	values[7] = edata->context ? CStringGetTextDatum(edata->context) : (Datum) 0;
-	nulls[7] = edata->context ? ' ' : 'n';
+	TaskflowErrorRow(run, step, edata, values, nulls);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	TaskflowExec(record_error_sql, 8, types, values, nulls);
 	TaskflowRestoreUser(&saved);

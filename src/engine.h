@@ -19,6 +19,8 @@ extern bool TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit,
 extern bool TaskflowTryUnit(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 							TaskflowCounts total, int64 *taken, ErrorData **edata);
 extern void TaskflowRecordError(TaskflowRun run, TaskflowStep step, ErrorData *edata);
+extern void TaskflowErrorRow(TaskflowRun run, TaskflowStep step, ErrorData *edata,
+							 Datum *values, char *nulls);
 #include "utils/tuplestore.h"
 
 extern void TaskflowRunAll(Oid caller, const char *chain_name, TimestampTz as_of,

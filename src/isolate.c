@@ -130,17 +130,7 @@ RecordMemberError(TaskflowRun run, TaskflowStep step, int64 member_id,
 	const char *message = edata->message ? edata->message : "error";
 	TaskflowSavedUser saved;
 
-	values[0] = Int32GetDatum(run->chain->chain_id);
-	values[1] = Int32GetDatum(step->step_id);
-	values[2] = TimestampTzGetDatum(run->as_of);
-	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[4] = CStringGetTextDatum(message);
-	values[5] = edata->detail ? CStringGetTextDatum(edata->detail) : (Datum) 0;
-	nulls[5] = edata->detail ? ' ' : 'n';
-	values[6] = edata->hint ? CStringGetTextDatum(edata->hint) : (Datum) 0;
-	nulls[6] = edata->hint ? ' ' : 'n';
-	values[7] = edata->context ? CStringGetTextDatum(edata->context) : (Datum) 0;
-	nulls[7] = edata->context ? ' ' : 'n';
+	TaskflowErrorRow(run, step, edata, values, nulls);
 	values[8] = Int64GetDatum(member_id);
 	SPI_connect();
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
