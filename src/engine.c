@@ -151,6 +151,17 @@ static const char *finish_run_sql =
 " WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
 
 /*
+ * A preview's FinishChainRun: only a clean run after failures is written
+ * (last_run_at is not shown by a preview, and each write of a chain row
+ * left one more version of it for the rest of the simulation to walk: the
+ * foreign-key checks of every chain_member row it updates read the row).
+ */
+static const char *finish_preview_run_sql =
+"UPDATE taskflow.chain c SET consecutive_failures = 0"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1 AND $3"
+"   AND c.consecutive_failures OPERATOR(pg_catalog.>) 0";
+
+/*
  * TaskflowPushRunSettings sets, until the matching pop, what a chain runs
  * with: the engine's clock, the chain's time zone, and a search_path that
  * holds nothing a user could plant objects in.
@@ -261,6 +272,13 @@ AddCounts(TaskflowCounts total, TaskflowCounts batch)
 bool		taskflow_unguarded_units = false;
 
 /*
+ * True while a preview simulates (preview.c): it runs the engine only at
+ * instants something is due (no probe first), and a run does not stamp
+ * the chain's last_run_at.
+ */
+bool		taskflow_previewing = false;
+
+/*
  * TaskflowTryUnit runs one unit of work in a subtransaction with its own
  * SPI connection.  On error the subtransaction is rolled back, *edata gets
  * the error (not recorded anywhere) and false is returned.  The counts of
@@ -362,7 +380,7 @@ TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 
 /*
  * FinishChainRun stamps the chain's last run and, after a clean run, clears
- * its failure count.
+ * its failure count (a preview only clears the count).
  */
 static void
 FinishChainRun(TaskflowRun run, bool ok)
@@ -375,7 +393,8 @@ FinishChainRun(TaskflowRun run, bool ok)
 	values[1] = TimestampTzGetDatum(run->as_of);
 	values[2] = BoolGetDatum(ok);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(finish_run_sql, 3, types, values, NULL);
+	TaskflowExec(taskflow_previewing ? finish_preview_run_sql : finish_run_sql,
+				 3, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 }
 
@@ -555,7 +574,7 @@ RunChains(Oid caller, const char *chain_name, TimestampTz as_of,
 	args[1] = BoolGetDatum(taskflow_in_worker);
 	args[2] = TimestampTzGetDatum(as_of);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	if (MaybeDue(as_of))
+	if (taskflow_previewing || MaybeDue(as_of))
 		TaskflowExec(chains_sql, 3, types, args, nulls);
 	else if (result)
 		TaskflowExecSaved(&idle_chains_plan, idle_chains_sql, 3, types, args, nulls);

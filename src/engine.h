@@ -13,6 +13,7 @@
 typedef int64 (*TaskflowUnit) (TaskflowRun run, TaskflowStep step);
 
 extern bool taskflow_unguarded_units;
+extern bool taskflow_previewing;
 
 extern bool TaskflowRunBatches(TaskflowRun run, TaskflowUnit unit,
 							   TaskflowStep step, TaskflowCounts total);

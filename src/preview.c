@@ -5,7 +5,7 @@
  *
  * The real engine runs at every instant something is due in the range,
  * inside a subtransaction that is always rolled back; the rows it writes to
- * the history (with the subject of any message) are collected on the way.
+ * the history (with the subject of any message) are collected when it ends.
  * taskflow's sequences are restarted at their current values inside the
  * subtransaction (ALTER SEQUENCE is transactional), so the rollback leaves
  * them exactly as they were: while a preview runs, other sessions drawing
@@ -65,47 +65,80 @@ static const char *only_previewed_sql =
 static const char *hypothetical_sql =
 "SELECT taskflow._insert_hypothetical_member($1, $2)";
 
-static const char *last_history_sql =
+static const char *last_ids_sql =
 "SELECT COALESCE(max(h.history_id), 0), COALESCE((SELECT max(e.error_id) FROM taskflow.chain_error e), 0)"
 "  FROM taskflow.history h";
 
 /*
- * what happened since $1, for the members of $2 (NULL: all).  The subject
- * is a subquery, not a join: the statistics a preview plans with are those
- * of before the simulation (often empty tables), and a join was planned as
- * a nested loop reading all of the outbox for every history row.
+ * What happened in the simulation, in order: the history rows after $1 for
+ * the members of $3 (NULL: all), with the subject of any message, and the
+ * batches that failed (chain_error rows after $2, whatever the members).
+ * Read once, when the simulation ends (the member's name is as of then):
+ * read after every instant, the query was planned each time with the
+ * statistics of before the simulation, and a plan that read the whole
+ * history made a year of 10,000 members take minutes.  The subject is a
+ * subquery on the outbox's unique key, not a join, for the same reason.
  */
 static const char *happened_sql =
-"SELECT h.history_id, h.at, h.chain_name, h.member_id, m.name, h.task_name, h.event,"
-"       CASE WHEN h.event OPERATOR(pg_catalog.=) 'applied' THEN t.actions ELSE h.detail END,"
-"       (SELECT o.subject FROM taskflow.outbox o"
-"         WHERE h.event OPERATOR(pg_catalog.=) 'applied'"
-"           AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id"
-"           AND o.member_id OPERATOR(pg_catalog.=) h.member_id"
-"           AND o.iteration OPERATOR(pg_catalog.=) h.iteration"
-"           AND o.step_id OPERATOR(pg_catalog.=) h.step_id)"
-"  FROM taskflow.history h"
-"  JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) h.member_id"
-"  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) h.step_id"
-"  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
-" WHERE h.history_id OPERATOR(pg_catalog.>) $1"
-"   AND ($2 IS NULL OR h.member_id OPERATOR(pg_catalog.=) ANY ($2))"
-" ORDER BY h.history_id";
+"SELECT x.at, x.chain, x.member_id, x.member_name, x.task, x.event, x.changes, x.subject"
+"  FROM (SELECT h.at, 0 AS source, h.history_id AS id, h.chain_name AS chain, h.member_id,"
+"               m.name AS member_name, h.task_name AS task, h.event,"
+"               CASE WHEN h.event OPERATOR(pg_catalog.=) 'applied' THEN t.actions"
+"                    ELSE h.detail END AS changes,"
+"               (SELECT o.subject FROM taskflow.outbox o"
+"                 WHERE h.event OPERATOR(pg_catalog.=) 'applied'"
+"                   AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id"
+"                   AND o.member_id OPERATOR(pg_catalog.=) h.member_id"
+"                   AND o.iteration OPERATOR(pg_catalog.=) h.iteration"
+"                   AND o.step_id OPERATOR(pg_catalog.=) h.step_id) AS subject"
+"          FROM taskflow.history h"
+"          JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) h.member_id"
+"          LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) h.step_id"
+"          LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
+"         WHERE h.history_id OPERATOR(pg_catalog.>) $1"
+"           AND ($3 IS NULL OR h.member_id OPERATOR(pg_catalog.=) ANY ($3))"
+"        UNION ALL"
+"        SELECT e.at, 1, e.error_id, c.name, NULL::bigint, NULL::text, t.name, 'error',"
+"               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('sqlstate', e.sqlstate,"
+"                   'error', e.message, 'detail', e.detail, 'hint', e.hint)),"
+"               NULL::text"
+"          FROM taskflow.chain_error e"
+"          JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) e.chain_id"
+"          LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) e.step_id"
+"          LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
+"         WHERE e.error_id OPERATOR(pg_catalog.>) $2) x"
+" ORDER BY x.at, x.source, x.id";
 
-/* batches that failed since $1 (whatever the members) */
-static const char *failed_sql =
-"SELECT e.error_id, e.at, c.name, NULL::bigint, NULL::text, t.name, 'error',"
-"       pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('sqlstate', e.sqlstate,"
-"           'error', e.message, 'detail', e.detail, 'hint', e.hint)),"
-"       NULL::text"
-"  FROM taskflow.chain_error e"
-"  JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) e.chain_id"
-"  LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) e.step_id"
-"  LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
-" WHERE e.error_id OPERATOR(pg_catalog.>) $1"
-" ORDER BY e.error_id";
+/* (a database still at 0.1, which has no _next_wakeup) */
+static const char *next_sql_0_1 = "SELECT taskflow.next_wakeup($1)";
 
-static const char *next_sql = "SELECT taskflow.next_wakeup($1)";
+/*
+ * The next instant after $1 anything is due.  Every step the simulation
+ * applied left index entries behind (its transaction never ends), all due
+ * at or before the instant it ran at, and next_wakeup() walked them all at
+ * every instant; so the members due after $1 are asked from the index, and
+ * those still due at $1 are looked for among the members the last run
+ * wrote history for (history after $2, up to $3: both bounds, so that
+ * the plan is an index range even with the statistics of before the
+ * simulation, when history was often empty): a run leaves nothing else of a
+ * chain that is not failing due (a failing chain is next_wakeup()'s part).
+ */
+static const char *next_sql =
+"SELECT LEAST(taskflow._next_wakeup($1, $1),"
+"  (SELECT $1 FROM taskflow.history h"
+"     JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) h.chain_id"
+"                                  AND cm.member_id OPERATOR(pg_catalog.=) h.member_id"
+"     JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) cm.chain_id"
+"    WHERE h.history_id OPERATOR(pg_catalog.>) $2 AND h.history_id OPERATOR(pg_catalog.<=) $3"
+"      AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL"
+"      AND cm.due_at OPERATOR(pg_catalog.<=) $1"
+"      AND c.enabled AND c.paused_reason IS NULL"
+"      AND c.consecutive_failures OPERATOR(pg_catalog.=) 0"
+"    LIMIT 1))";
+
+/* the newest history row (0: none) */
+static const char *newest_history_sql =
+"SELECT COALESCE(max(h.history_id), 0) FROM taskflow.history h";
 
 /* The arguments of one preview. */
 typedef struct PreviewArgs
@@ -117,7 +150,7 @@ typedef struct PreviewArgs
 	Datum		hypothetical;	/* jsonb or 0 */
 	Datum		entry_step;		/* interval */
 	Oid			caller;
-	int64		last_history;	/* rows collected so far */
+	int64		last_history;	/* the newest rows before the simulation */
 	int64		last_error;
 	Tuplestorestate *result;
 	TupleDesc	desc;
@@ -174,7 +207,7 @@ LastIds(PreviewArgs *args)
 {
 	bool		isnull;
 
-	TaskflowExec(last_history_sql, 0, NULL, NULL, NULL);
+	TaskflowExec(last_ids_sql, 0, NULL, NULL, NULL);
 	args->last_history = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 													 SPI_tuptable->tupdesc, 1, &isnull));
 	args->last_error = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -183,58 +216,67 @@ LastIds(PreviewArgs *args)
 }
 
 /*
- * CollectRows copies the rows of a query (id, then the 8 result columns)
- * into the result; returns the last id (last_id when none).
- */
-static int64
-CollectRows(PreviewArgs *args, const char *sql, int64 last_id)
-{
-	Oid			types[2] = {INT8OID, INT8ARRAYOID};
-	Datum		values[2] = {Int64GetDatum(last_id), args->members};
-	char		nulls[2] = {' ', args->members ? ' ' : 'n'};
-	uint64		i;
-
-	TaskflowExec(sql, 2, types, values, nulls);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		Datum		row[9];
-		bool		isnull[9];
-		int			c;
-
-		for (c = 0; c < 9; c++)
-			row[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-								   c + 1, &isnull[c]);
-		last_id = DatumGetInt64(row[0]);
-		tuplestore_putvalues(args->result, args->desc, row + 1, isnull + 1);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return last_id;
-}
-
-/*
- * Collect copies what happened since the last instant into the result:
- * the history rows, then the batches that failed.
+ * Collect copies what happened in the simulation into the result.
  */
 static void
 Collect(PreviewArgs *args)
 {
-	args->last_history = CollectRows(args, happened_sql, args->last_history);
-	args->last_error = CollectRows(args, failed_sql, args->last_error);
+	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
+	Datum		values[3] = {Int64GetDatum(args->last_history),
+	Int64GetDatum(args->last_error), args->members};
+	char		nulls[3] = {' ', ' ', args->members ? ' ' : 'n'};
+	uint64		i;
+
+	TaskflowExec(happened_sql, 3, types, values, nulls);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		Datum		row[8];
+		bool		isnull[8];
+		int			c;
+
+		for (c = 0; c < 8; c++)
+			row[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+								   c + 1, &isnull[c]);
+		tuplestore_putvalues(args->result, args->desc, row, isnull);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * NewestHistory is the id of the newest history row, 0 when there is none.
+ */
+static int64
+NewestHistory(void)
+{
+	bool		isnull;
+	int64		id;
+
+	TaskflowExec(newest_history_sql, 0, NULL, NULL, NULL);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return id;
 }
 
 /*
  * NextInstant is the next instant after t anything is due (never t itself),
- * or 0 when nothing is.
+ * or 0 when nothing is; the run at t wrote the history rows after
+ * history_before.
  */
 static TimestampTz
-NextInstant(TimestampTz t)
+NextInstant(TimestampTz t, int64 history_before, bool has_next_wakeup)
 {
-	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		values[1] = {TimestampTzGetDatum(t)};
+	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
+	Datum		values[3] = {TimestampTzGetDatum(t), Int64GetDatum(history_before), 0};
 	bool		isnull;
 	TimestampTz next;
 
-	TaskflowExec(next_sql, 1, types, values, NULL);
+	if (has_next_wakeup)
+	{
+		values[2] = Int64GetDatum(NewestHistory());
+		TaskflowExec(next_sql, 3, types, values, NULL);
+	}
+	else
+		TaskflowExec(next_sql_0_1, 1, types, values, NULL);
 	next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
@@ -244,13 +286,16 @@ NextInstant(TimestampTz t)
 }
 
 /*
- * Simulate runs the engine at every due instant from..to, collecting.
+ * Simulate runs the engine at every due instant from..to, then collects.
  */
 static void
 Simulate(PreviewArgs *args)
 {
 	TimestampTz t = args->from;
 	int			runs = 0;
+	char	   *version = TaskflowInstalledVersion();
+	bool		has_next_wakeup = version == NULL || strcmp(version, "0.1") != 0;
+	int64		history_before;
 	TaskflowSavedUser saved;
 
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
@@ -265,12 +310,17 @@ Simulate(PreviewArgs *args)
 					 errmsg("preview needs more than %d engine runs", PREVIEW_MAX_RUNS),
 					 errhint("Preview a shorter range, or a larger entry_step.")));
 		CHECK_FOR_INTERRUPTS();
+		TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+		history_before = NewestHistory();
+		TaskflowRestoreUser(&saved);
 		TaskflowRunAll(args->caller, args->chain, t, NULL, NULL);
 		TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-		Collect(args);
-		t = NextInstant(t);
+		t = NextInstant(t, history_before, has_next_wakeup);
 		TaskflowRestoreUser(&saved);
 	}
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	Collect(args);
+	TaskflowRestoreUser(&saved);
 }
 
 /*
@@ -310,16 +360,19 @@ RunRolledBack(PreviewArgs *args, bool guarded)
 	PG_TRY();
 	{
 		taskflow_unguarded_units = !guarded;
+		taskflow_previewing = true;
 		SPI_connect();
 		Simulate(args);
 		SPI_finish();
 		taskflow_unguarded_units = false;
+		taskflow_previewing = false;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
 		taskflow_unguarded_units = false;
+		taskflow_previewing = false;
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		if (guarded || !RetryGuarded(edata->sqlerrcode))

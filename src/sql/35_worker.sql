@@ -8,9 +8,9 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_check_preloaded';
 SELECT taskflow._check_preloaded();
 
--- The next instant anything is due after "after": a member's next step, a
--- daily slot (chain.next_slot_at, kept by a trigger), an "always" chain's
--- next entry check.  NULL: nothing.
+-- The next instant anything is due after "after": a member's next step
+-- (due after due_after), a daily slot (chain.next_slot_at, kept by a
+-- trigger), an "always" chain's next entry check.  NULL: nothing.
 -- Members waiting for their criteria to match again (checked_at set) are
 -- looked at when something changes, not on a timer.  A chain whose last run
 -- failed is retried 10 seconds after the failure (at most 10 seconds after
@@ -18,8 +18,8 @@ SELECT taskflow._check_preloaded();
 -- would spin, writing an error each time, until the chain is paused.
 -- PL/pgSQL with a generic plan, so that the scheduler's session plans the
 -- query once (an SQL function with a subquery is not inlined, and was
--- planned at every call); no part of the plan depends on "after".
-CREATE FUNCTION taskflow.next_wakeup(after timestamptz)
+-- planned at every call); no part of the plan depends on the arguments.
+CREATE FUNCTION taskflow._next_wakeup(after timestamptz, due_after timestamptz)
 RETURNS timestamptz
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -31,6 +31,7 @@ BEGIN
 		SELECT min(x.t) FROM (
 			(SELECT cm.due_at AS t FROM taskflow.chain_member cm
 			  WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL
+				AND cm.due_at OPERATOR(pg_catalog.>) due_after
 				AND EXISTS (SELECT FROM taskflow.chain c
 							 WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
 							   AND c.enabled AND c.paused_reason IS NULL
@@ -71,6 +72,20 @@ BEGIN
 			   AND c.enabled AND c.paused_reason IS NULL) x);
 END
 $$;
+COMMENT ON FUNCTION taskflow._next_wakeup(timestamptz, timestamptz) IS
+	'next_wakeup(after), counting only members due after due_after';
+
+-- The next instant anything is due after "after", NULL when nothing is
+-- (see _next_wakeup: every waiting member counts).  A preview asks
+-- _next_wakeup with due_after = after: inside its one transaction the index
+-- entries of every step it applied stay behind, all due at or before
+-- "after", and walking them at every instant of a year cost more than the
+-- steps (src/preview.c).
+CREATE FUNCTION taskflow.next_wakeup(after timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN taskflow._next_wakeup(after, '-infinity');
 COMMENT ON FUNCTION taskflow.next_wakeup(timestamptz) IS
 	'When the scheduler next has something to do after an instant';
 
@@ -119,7 +134,8 @@ AS 'MODULE_PATHNAME', 'taskflow_wake_launcher';
 SELECT taskflow._wake_launcher();
 
 REVOKE ALL ON FUNCTION taskflow._check_preloaded(), taskflow._wake_launcher(),
-	taskflow.worker_status(), taskflow.next_wakeup(timestamptz) FROM PUBLIC;
+	taskflow.worker_status(), taskflow.next_wakeup(timestamptz),
+	taskflow._next_wakeup(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION taskflow.worker_status(), taskflow.next_wakeup(timestamptz)
 	TO taskflow_app, taskflow_operator;
 GRANT SELECT ON taskflow.worker_status TO taskflow_app, taskflow_operator;

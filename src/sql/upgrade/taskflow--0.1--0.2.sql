@@ -578,3 +578,77 @@ REVOKE ALL ON FUNCTION taskflow._explain(regrole, bigint, timestamptz),
 -- on with the others (src/isolate.c); the member's failures are kept in
 -- chain_error with its id.
 ALTER TABLE taskflow.chain_error ADD COLUMN member_id bigint;
+
+-- next_wakeup() is _next_wakeup(after, '-infinity'); a preview asks for the
+-- members due after its instant only (src/sql/35_worker.sql).
+CREATE FUNCTION taskflow._next_wakeup(after timestamptz, due_after timestamptz)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+	-- each part is an index range (see the indexes on taskflow.chain)
+	RETURN (
+		SELECT min(x.t) FROM (
+			(SELECT cm.due_at AS t FROM taskflow.chain_member cm
+			  WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL
+				AND cm.due_at OPERATOR(pg_catalog.>) due_after
+				AND EXISTS (SELECT FROM taskflow.chain c
+							 WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
+							   AND c.enabled AND c.paused_reason IS NULL
+							   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0)
+			  ORDER BY cm.due_at LIMIT 1)
+			UNION ALL
+			-- failed chains: 10 seconds after the failure
+			SELECT LEAST(c.last_error_at, after) OPERATOR(pg_catalog.+) interval '10 seconds'
+			  FROM taskflow.chain c
+			 WHERE c.consecutive_failures OPERATOR(pg_catalog.>) 0
+			   AND c.enabled AND c.paused_reason IS NULL
+			UNION ALL
+			-- always and anchor chains: their next entry check
+			SELECT COALESCE(c.last_entry_at OPERATOR(pg_catalog.+)
+							COALESCE(c.entry_interval,
+									 pg_catalog.current_setting('taskflow.entry_interval')::interval),
+							after)
+			  FROM taskflow.chain c
+			 WHERE c.schedule OPERATOR(pg_catalog.<>) 'daily'
+			   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0
+			   AND c.enabled AND c.paused_reason IS NULL
+			UNION ALL
+			-- daily chains: their next slot
+			(SELECT c.next_slot_at FROM taskflow.chain c
+			  WHERE c.schedule OPERATOR(pg_catalog.=) 'daily'
+				AND c.next_slot_at OPERATOR(pg_catalog.>) after
+				AND c.consecutive_failures OPERATOR(pg_catalog.=) 0
+				AND c.enabled AND c.paused_reason IS NULL
+			  ORDER BY c.next_slot_at LIMIT 1)
+			UNION ALL
+			-- a daily chain whose next slot has passed unentered: the slot after
+			SELECT taskflow.daily_slot_after(GREATEST(after, c.enabled_at), c.daily_at,
+											 c.weekdays, c.time_zone)
+			  FROM taskflow.chain c
+			 WHERE c.schedule OPERATOR(pg_catalog.=) 'daily'
+			   AND c.next_slot_at OPERATOR(pg_catalog.<=) after
+			   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0
+			   AND c.enabled AND c.paused_reason IS NULL) x);
+END
+$$;
+COMMENT ON FUNCTION taskflow._next_wakeup(timestamptz, timestamptz) IS
+	'next_wakeup(after), counting only members due after due_after';
+
+-- The next instant anything is due after "after", NULL when nothing is
+-- (see _next_wakeup: every waiting member counts).  A preview asks
+-- _next_wakeup with due_after = after: inside its one transaction the index
+-- entries of every step it applied stay behind, all due at or before
+-- "after", and walking them at every instant of a year cost more than the
+-- steps (src/preview.c).
+CREATE OR REPLACE FUNCTION taskflow.next_wakeup(after timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN taskflow._next_wakeup(after, '-infinity');
+COMMENT ON FUNCTION taskflow.next_wakeup(timestamptz) IS
+	'When the scheduler next has something to do after an instant';
+
+REVOKE ALL ON FUNCTION taskflow._next_wakeup(timestamptz, timestamptz) FROM PUBLIC;
