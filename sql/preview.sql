@@ -400,6 +400,15 @@ SELECT count(*) AS coupons, (SELECT paused_reason FROM taskflow.chain WHERE name
 -- none of this left anything behind
 SELECT * FROM pg_temp.changes();
 
+-- the next instant a preview asks for: next_wakeup() counting only the
+-- members due after its instant (the simulation's own earlier steps leave
+-- index entries due before it); the worker's next_wakeup() counts them all
+SELECT taskflow.next_wakeup(t) IS NOT DISTINCT FROM taskflow._next_wakeup(t, '-infinity') AS same,
+       (SELECT min(due_at) FROM taskflow.chain_member WHERE state = 'waiting' AND checked_at IS NULL
+                                                        AND due_at > t)
+         >= taskflow._next_wakeup(t, t) AS after_only
+  FROM (VALUES (timestamptz '2027-05-22 12:00+09'), ('2027-06-30 00:00+09')) v(t);
+
 ---------------------------------------------------------------- clean up
 RESET taskflow.as_of;
 DROP EXTENSION taskflow CASCADE;

@@ -118,22 +118,27 @@ static const char *next_sql_0_1 = "SELECT taskflow.next_wakeup($1)";
  * at or before the instant it ran at, and next_wakeup() walked them all at
  * every instant; so the members due after $1 are asked from the index, and
  * those still due at $1 are looked for among the members the last run
- * wrote history for (history after $2, up to $3: both bounds, so that
- * the plan is an index range even with the statistics of before the
- * simulation, when history was often empty): a run leaves nothing else of a
- * chain that is not failing due (a failing chain is next_wakeup()'s part).
+ * wrote history for (history after $2, up to $3): a run leaves nothing
+ * else of a chain that is not failing due (a failing chain is
+ * next_wakeup()'s part).  Each is looked up by its key alone: OFFSET 0
+ * keeps the other conditions out of the lookup, for with them the plans
+ * made with the statistics of before the simulation read the chain's whole
+ * due index, or the entries left behind, for every row (a year did not
+ * end in 20 minutes).
  */
 static const char *next_sql =
 "SELECT LEAST(taskflow._next_wakeup($1, $1),"
-"  (SELECT $1 FROM taskflow.history h"
-"     JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) h.chain_id"
-"                                  AND cm.member_id OPERATOR(pg_catalog.=) h.member_id"
-"     JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) cm.chain_id"
+"  (SELECT $1 FROM taskflow.history h,"
+"          LATERAL (SELECT cm.state, cm.checked_at, cm.due_at FROM taskflow.chain_member cm"
+"                    WHERE cm.chain_id OPERATOR(pg_catalog.=) h.chain_id"
+"                      AND cm.member_id OPERATOR(pg_catalog.=) h.member_id OFFSET 0) cm"
 "    WHERE h.history_id OPERATOR(pg_catalog.>) $2 AND h.history_id OPERATOR(pg_catalog.<=) $3"
 "      AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL"
 "      AND cm.due_at OPERATOR(pg_catalog.<=) $1"
-"      AND c.enabled AND c.paused_reason IS NULL"
-"      AND c.consecutive_failures OPERATOR(pg_catalog.=) 0"
+"      AND EXISTS (SELECT FROM taskflow.chain c"
+"                   WHERE c.chain_id OPERATOR(pg_catalog.=) h.chain_id"
+"                     AND c.enabled AND c.paused_reason IS NULL"
+"                     AND c.consecutive_failures OPERATOR(pg_catalog.=) 0)"
 "    LIMIT 1))";
 
 /* the newest history row (0: none) */
