@@ -265,21 +265,20 @@ NewestHistory(void)
 /*
  * NextInstant is the next instant after t anything is due (never t itself),
  * or 0 when nothing is; the run at t wrote the history rows after
- * history_before.
+ * history_before, up to history_after.
  */
 static TimestampTz
-NextInstant(TimestampTz t, int64 history_before, bool has_next_wakeup)
+NextInstant(TimestampTz t, int64 history_before, int64 history_after,
+			bool has_next_wakeup)
 {
 	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
-	Datum		values[3] = {TimestampTzGetDatum(t), Int64GetDatum(history_before), 0};
+	Datum		values[3] = {TimestampTzGetDatum(t), Int64GetDatum(history_before),
+	Int64GetDatum(history_after)};
 	bool		isnull;
 	TimestampTz next;
 
 	if (has_next_wakeup)
-	{
-		values[2] = Int64GetDatum(NewestHistory());
 		TaskflowExec(next_sql, 3, types, values, NULL);
-	}
 	else
 		TaskflowExec(next_sql_0_1, 1, types, values, NULL);
 	next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
@@ -301,12 +300,14 @@ Simulate(PreviewArgs *args)
 	char	   *version = TaskflowInstalledVersion();
 	bool		has_next_wakeup = version == NULL || strcmp(version, "0.1") != 0;
 	int64		history_before;
+	int64		history_after;
 	TaskflowSavedUser saved;
 
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	PrepareWorld(args);
 	LastIds(args);
 	TaskflowRestoreUser(&saved);
+	history_after = args->last_history;
 	while (t != 0 && t <= args->to)
 	{
 		if (++runs > PREVIEW_MAX_RUNS)
@@ -315,12 +316,12 @@ Simulate(PreviewArgs *args)
 					 errmsg("preview needs more than %d engine runs", PREVIEW_MAX_RUNS),
 					 errhint("Preview a shorter range, or a larger entry_step.")));
 		CHECK_FOR_INTERRUPTS();
-		TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-		history_before = NewestHistory();
-		TaskflowRestoreUser(&saved);
+		history_before = history_after;
 		TaskflowRunAll(args->caller, args->chain, t, NULL, NULL);
 		TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-		t = NextInstant(t, history_before, has_next_wakeup);
+		if (has_next_wakeup)
+			history_after = NewestHistory();
+		t = NextInstant(t, history_before, history_after, has_next_wakeup);
 		TaskflowRestoreUser(&saved);
 	}
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
