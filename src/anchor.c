@@ -20,6 +20,7 @@
 #include "utils/timestamp.h"
 
 #include "anchor.h"
+#include "preview_watch.h"
 #include "privileges.h"
 #include "settings.h"
 #include "spi_util.h"
@@ -33,7 +34,7 @@ static const char *candidates_format =
 "SELECT pg_catalog.array_agg(x.member_id) FROM ("
 " SELECT member.member_id FROM taskflow.member AS member"
 "  WHERE member.member_id OPERATOR(pg_catalog.>) $2 AND (%s\n)"
-"    AND (%s) IS NOT NULL %s"
+"    AND (%s) IS NOT NULL %s %s"
 "    AND NOT EXISTS (SELECT FROM taskflow.chain_member cm"
 "                     WHERE cm.chain_id OPERATOR(pg_catalog.=) $1"
 "                       AND cm.member_id OPERATOR(pg_catalog.=) member.member_id)"
@@ -100,7 +101,11 @@ static const char *changed_format =
 "  FROM taskflow.chain_member cm"
 "  JOIN taskflow.member AS member ON member.member_id OPERATOR(pg_catalog.=) cm.member_id"
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.state OPERATOR(pg_catalog.=) ANY ($2)"
-"   AND (%s) IS DISTINCT FROM cm.anchor_base";
+"   AND (%s) IS DISTINCT FROM cm.anchor_base %s";
+
+/* a check narrowed to the members of the array parameter $n */
+#define ONLY_MEMBERS(column, n) \
+	"AND " column " OPERATOR(pg_catalog.=) ANY ($" #n ")"
 
 /* follow: keep the step, recompute its due time from the new anchor */
 static const char *follow_format =
@@ -263,8 +268,8 @@ CandidateConditions(TaskflowRun run, const char *anchor)
 int64
 TaskflowAnchorEntryBatch(TaskflowRun run, TaskflowStep first)
 {
-	Oid			types[4] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID};
-	Datum		values[4];
+	Oid			types[5] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[5];
 	TaskflowSavedUser saved;
 	MemberSet	ids;
 	char	   *anchor = run->chain->anchor_sql;
@@ -276,9 +281,14 @@ TaskflowAnchorEntryBatch(TaskflowRun run, TaskflowStep first)
 	values[2] = Int32GetDatum(taskflow_batch_size);
 	values[3] = TimestampTzGetDatum(run->as_of);
 	TaskflowBecomeUser(run->chain->owner, &saved);
-	ids = TaskflowQueryMembers(psprintf(candidates_format, criteria, anchor,
-										conditions),
-							   4, types, values, NULL);
+	if (run->entry_only)
+	{
+		types[4] = INT8ARRAYOID;
+		values[4] = MemberSetToDatum(run->entry_only);
+	}
+	ids = TaskflowQueryMembers(psprintf(candidates_format, criteria, anchor, conditions,
+										run->entry_only ? ONLY_MEMBERS("member.member_id", 5) : ""),
+							   run->entry_only ? 5 : 4, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 	if (ids->count == 0)
 		return 0;
@@ -298,13 +308,21 @@ static void
 ChangedMembers(TaskflowRun run, bool finished_too, MemberSet *changed,
 			   MemberSet *lost)
 {
-	Oid			types[2] = {INT4OID, TEXTARRAYOID};
-	Datum		values[2];
+	Oid			types[3] = {INT4OID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[3];
 	Datum		states[3];
 	TaskflowSavedUser saved;
 	char	   *anchor = run->chain->anchor_sql;
+	MemberSet	only = TaskflowWatchWrittenSince(run->chain->chain_id, 'c');
 	bool		isnull;
 	Datum		d;
+
+	if (only != NULL && only->count == 0)
+	{
+		/* a preview: no member was written since the last check */
+		*changed = *lost = MemberSetEmpty();
+		return;
+	}
 
 	states[0] = CStringGetTextDatum("waiting");
 	states[1] = CStringGetTextDatum("done");
@@ -313,8 +331,11 @@ ChangedMembers(TaskflowRun run, bool finished_too, MemberSet *changed,
 	values[1] = PointerGetDatum(construct_array(states, finished_too ? 3 : 1,
 												TEXTOID, -1, false, TYPALIGN_INT));
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(psprintf(changed_format, anchor, anchor, anchor), 2, types,
-				 values, NULL);
+	if (only)
+		values[2] = MemberSetToDatum(only);
+	TaskflowExec(psprintf(changed_format, anchor, anchor, anchor,
+						  only ? ONLY_MEMBERS("cm.member_id", 3) : ""),
+				 only ? 3 : 2, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	*changed = MemberSetFromDatum(d, isnull);

@@ -14,6 +14,9 @@
 #include "privileges.h"
 #include "spi_util.h"
 
+/* load_chain_sql's generic plan, made once per backend (TaskflowExecSaved) */
+static SPIPlanPtr load_chain_plan = NULL;
+
 static const char *load_chain_sql =
 "SELECT c.chain_id, c.name, c.owner::oid, c.time_zone, c.repeat, c.reentry,"
 "       c.reentry_cooldown::text, s.step_id, s.position, t.task_id, t.name,"
@@ -117,7 +120,7 @@ TaskflowLoadChain(int chain_id, MemoryContext cxt)
 	int			i;
 
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(load_chain_sql, 1, types, values, NULL);
+	TaskflowExecSaved(&load_chain_plan, load_chain_sql, 1, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 	if (SPI_processed == 0)
 		return NULL;

@@ -28,6 +28,7 @@
 #include "engine.h"
 #include "entry.h"
 #include "isolate.h"
+#include "preview_watch.h"
 #include "privileges.h"
 #include "settings.h"
 #include "spi_util.h"
@@ -90,6 +91,17 @@ static const char *idle_chains_sql =
 " ORDER BY c.chain_id";
 
 /*
+ * every runnable chain, as having something to do: a watching preview's
+ * (preview_watch.c) due scans start at each step's floor, while chains_sql
+ * would walk every index entry the simulation left behind at every instant
+ */
+static const char *busy_chains_sql =
+"SELECT c.chain_id, c.name, c.owner::oid, true"
+"  FROM taskflow.chain c"
+" WHERE " RUNNABLE_CHAIN
+" ORDER BY c.chain_id";
+
+/*
  * The probe: the earliest instant anything could be due, from one index
  * entry each (chain_member_next_due_idx; chain_next_slot_idx,
  * chain_interval_idx, chain_failing_idx), or NULL.  When it is after the
@@ -111,8 +123,12 @@ static const char *probe_sql =
 "    WHERE f.consecutive_failures OPERATOR(pg_catalog.>) 0 AND f.enabled"
 "      AND f.paused_reason IS NULL LIMIT 1))";
 
+/* generic plans of the statements every run makes (TaskflowExecSaved) */
 static SPIPlanPtr idle_chains_plan = NULL;
 static SPIPlanPtr probe_plan = NULL;
+static SPIPlanPtr lock_chain_plan = NULL;
+static SPIPlanPtr finish_run_plan = NULL;
+static SPIPlanPtr finish_preview_run_plan = NULL;
 
 static const char *named_chain_sql =
 "SELECT c.owner::oid FROM taskflow.chain c WHERE c.name OPERATOR(pg_catalog.=) $1";
@@ -393,8 +409,10 @@ FinishChainRun(TaskflowRun run, bool ok)
 	values[1] = TimestampTzGetDatum(run->as_of);
 	values[2] = BoolGetDatum(ok);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(taskflow_previewing ? finish_preview_run_sql : finish_run_sql,
-				 3, types, values, NULL);
+	if (taskflow_previewing)
+		TaskflowExecSaved(&finish_preview_run_plan, finish_preview_run_sql, 3, types, values, NULL);
+	else
+		TaskflowExecSaved(&finish_run_plan, finish_run_sql, 3, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 }
 
@@ -420,7 +438,8 @@ PauseChain(TaskflowRun run, const char *reason)
 
 /*
  * RunSteps runs every step's due members, in step order, so a member whose
- * next step is already due moves on in the same run.
+ * next step is already due moves on in the same run.  A preview's scan of
+ * a step starts at the step's floor (preview_watch.c).
  */
 static bool
 RunSteps(TaskflowRun run, TaskflowCounts total)
@@ -429,9 +448,13 @@ RunSteps(TaskflowRun run, TaskflowCounts total)
 
 	for (i = 0; i < run->chain->nsteps; i++)
 	{
+		TaskflowStep step = &run->chain->steps[i];
+
 		TaskflowResetDueBatches(run);
-		if (!TaskflowRunDueBatches(run, &run->chain->steps[i], total))
+		run->due_after_at = TaskflowWatchScanStart(step->step_id);
+		if (!TaskflowRunDueBatches(run, step, total))
 			return false;
+		TaskflowWatchScanDone(step->step_id, run->as_of);
 	}
 	return true;
 }
@@ -453,7 +476,7 @@ LockChain(int chain_id)
 
 	values[0] = Int32GetDatum(chain_id);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	locked = TaskflowExec(lock_chain_sql, 1, types, values, NULL);
+	locked = TaskflowExecSaved(&lock_chain_plan, lock_chain_sql, 1, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 	return locked > 0;
 }
@@ -574,7 +597,9 @@ RunChains(Oid caller, const char *chain_name, TimestampTz as_of,
 	args[1] = BoolGetDatum(taskflow_in_worker);
 	args[2] = TimestampTzGetDatum(as_of);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	if (taskflow_previewing || MaybeDue(as_of))
+	if (TaskflowWatching())
+		TaskflowExec(busy_chains_sql, 3, types, args, nulls);
+	else if (taskflow_previewing || MaybeDue(as_of))
 		TaskflowExec(chains_sql, 3, types, args, nulls);
 	else if (result)
 		TaskflowExecSaved(&idle_chains_plan, idle_chains_sql, 3, types, args, nulls);

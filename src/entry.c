@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "entry.h"
 #include "isolate.h"
+#include "preview_watch.h"
 #include "privileges.h"
 #include "settings.h"
 #include "spi_util.h"
@@ -187,7 +188,11 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 		!TaskflowRunBatches(run, TaskflowAnchorChanges, &run->chain->steps[0], counts))
 		return false;
 	run->entry_after = PG_INT64_MIN;
-	if (run->chain->anchor_sql
+	run->entry_only = run->chain->anchor_sql && TaskflowWatchTimeless(CriteriaOrTrue(run))
+		? TaskflowWatchWrittenSince(run->chain->chain_id, 'e') : NULL;
+	if (run->entry_only != NULL && run->entry_only->count == 0)
+		;						/* a preview: no member written since the last check */
+	else if (run->chain->anchor_sql
 		? !TaskflowRunBatches(run, TaskflowAnchorEntryBatch, &run->chain->steps[0], counts)
 		: !TaskflowRunIsolated(run, EntryBatch, &run->chain->steps[0], counts, true))
 		return false;

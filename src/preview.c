@@ -36,6 +36,7 @@
 #include "utils/timestamp.h"
 
 #include "engine.h"
+#include "preview_watch.h"
 #include "privileges.h"
 #include "spi_util.h"
 #include "version.h"
@@ -352,7 +353,9 @@ RetryGuarded(int sqlerrcode)
  * batches run in the simulation's one subtransaction, which keeps every
  * row's locks and versions under one transaction id (much cheaper over
  * thousands of instants); the first error ends the attempt, and false is
- * returned when a guarded attempt may do better.
+ * returned when a guarded attempt may do better.  An unguarded attempt
+ * watches what it writes, so the engine's scans skip what cannot have
+ * changed (preview_watch.c).
  */
 static bool
 RunRolledBack(PreviewArgs *args, bool guarded)
@@ -360,6 +363,9 @@ RunRolledBack(PreviewArgs *args, bool guarded)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool ok = true;
+	char	   *version = TaskflowInstalledVersion();
+	/* 0.1 has no preview_watch triggers */
+	bool		watchable = version == NULL || strcmp(version, "0.1") != 0;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -367,9 +373,12 @@ RunRolledBack(PreviewArgs *args, bool guarded)
 	{
 		taskflow_unguarded_units = !guarded;
 		taskflow_previewing = true;
+		if (!guarded && watchable)
+			TaskflowWatchBegin();
 		SPI_connect();
 		Simulate(args);
 		SPI_finish();
+		TaskflowWatchEnd();
 		taskflow_unguarded_units = false;
 		taskflow_previewing = false;
 	}
@@ -377,6 +386,7 @@ RunRolledBack(PreviewArgs *args, bool guarded)
 	{
 		ErrorData  *edata;
 
+		TaskflowWatchEnd();
 		taskflow_unguarded_units = false;
 		taskflow_previewing = false;
 		MemoryContextSwitchTo(oldcxt);

@@ -57,6 +57,9 @@ static const char *due_sql =
 "                          AND h.event OPERATOR(pg_catalog.=) 'applied') AS applied"
 "          FROM d) x";
 
+/* due_sql's generic plan (its plan does not depend on the values) */
+static SPIPlanPtr due_plan = NULL;
+
 static const char *enter_sql =
 "WITH e AS ("
 " INSERT INTO taskflow.chain_member AS cm (chain_id, member_id, step_id, iteration, state,"
@@ -411,7 +414,7 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	values[9] = TimestampTzGetDatum(run->due_after_at);
 	values[10] = Int64GetDatum(run->due_after_id);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(due_sql, DUE_NARGS, types, values, nulls);
+	TaskflowExecSaved(&due_plan, due_sql, DUE_NARGS, types, values, nulls);
 	TaskflowRestoreUser(&saved);
 	row = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;

@@ -21,6 +21,7 @@ typedef struct TaskflowRunData
 	int64		due_after_id;	/* (due_at, member_id) */
 	int			batch_limit;	/* due batches: members at most (0: batch_size) */
 	int64		last_taken;		/* due batches: a member the last one took */
+	MemberSet	entry_only;		/* entry batches: the only candidates (NULL: all) */
 } TaskflowRunData;
 
 typedef TaskflowRunData *TaskflowRun;

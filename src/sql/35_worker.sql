@@ -32,10 +32,13 @@ BEGIN
 			(SELECT cm.due_at AS t FROM taskflow.chain_member cm
 			  WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL
 				AND cm.due_at OPERATOR(pg_catalog.>) due_after
-				AND EXISTS (SELECT FROM taskflow.chain c
-							 WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
-							   AND c.enabled AND c.paused_reason IS NULL
-							   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0)
+				-- a filter, not a join: joined, the plans made with the
+				-- statistics of an empty table (a preview's) read every
+				-- member due after due_after and sorted them
+				AND (SELECT c.enabled AND c.paused_reason IS NULL
+							AND c.consecutive_failures OPERATOR(pg_catalog.=) 0
+					   FROM taskflow.chain c
+					  WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id)
 			  ORDER BY cm.due_at LIMIT 1)
 			UNION ALL
 			-- failed chains: 10 seconds after the failure

@@ -594,10 +594,13 @@ BEGIN
 			(SELECT cm.due_at AS t FROM taskflow.chain_member cm
 			  WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL
 				AND cm.due_at OPERATOR(pg_catalog.>) due_after
-				AND EXISTS (SELECT FROM taskflow.chain c
-							 WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id
-							   AND c.enabled AND c.paused_reason IS NULL
-							   AND c.consecutive_failures OPERATOR(pg_catalog.=) 0)
+				-- a filter, not a join: joined, the plans made with the
+				-- statistics of an empty table (a preview's) read every
+				-- member due after due_after and sorted them
+				AND (SELECT c.enabled AND c.paused_reason IS NULL
+							AND c.consecutive_failures OPERATOR(pg_catalog.=) 0
+					   FROM taskflow.chain c
+					  WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id)
 			  ORDER BY cm.due_at LIMIT 1)
 			UNION ALL
 			-- failed chains: 10 seconds after the failure
@@ -652,3 +655,17 @@ COMMENT ON FUNCTION taskflow.next_wakeup(timestamptz) IS
 	'When the scheduler next has something to do after an instant';
 
 REVOKE ALL ON FUNCTION taskflow._next_wakeup(timestamptz, timestamptz) FROM PUBLIC;
+
+-- What a preview's simulation writes (src/sql/38_preview_watch.sql).
+CREATE FUNCTION taskflow._preview_watch()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_preview_watch';
+COMMENT ON FUNCTION taskflow._preview_watch() IS
+	'While a preview runs: notes the members written and where members are placed';
+REVOKE ALL ON FUNCTION taskflow._preview_watch() FROM PUBLIC;
+
+CREATE TRIGGER preview_watch BEFORE INSERT OR UPDATE ON taskflow.member
+	FOR EACH ROW EXECUTE FUNCTION taskflow._preview_watch();
+CREATE TRIGGER preview_watch BEFORE INSERT OR UPDATE ON taskflow.chain_member
+	FOR EACH ROW EXECUTE FUNCTION taskflow._preview_watch();
