@@ -166,6 +166,10 @@ static const char *advance_sql =
 "                   FROM taskflow.chain_step s WHERE s.step_id OPERATOR(pg_catalog.=) $9)"
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)";
 
+/* generic plans of advance_sql and next_year_sql (TaskflowExecSaved) */
+static SPIPlanPtr advance_plan = NULL;
+static SPIPlanPtr next_year_plan = NULL;
+
 /* bookkeeping: a yearly chain's last step done: next year's occurrence */
 static const char *next_year_sql =
 "WITH n AS ("
@@ -398,10 +402,10 @@ TaskflowAnchorAdvance(TaskflowRun run, TaskflowStep step, TaskflowStep next,
 					  MemberSet ids)
 {
 	if (next)
-		TaskflowBookkeeping(run, step, ids, advance_sql, run->chain->time_zone,
+		TaskflowBookkeepingSaved(&advance_plan, run, step, ids, advance_sql, run->chain->time_zone,
 							next->step_id);
 	else if (run->chain->anchor_yearly)
-		TaskflowBookkeeping(run, step, ids, next_year_sql, run->chain->time_zone,
+		TaskflowBookkeepingSaved(&next_year_plan, run, step, ids, next_year_sql, run->chain->time_zone,
 							run->chain->steps[0].step_id);
 	else
 		TaskflowFinish(run, step, ids);

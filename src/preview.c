@@ -125,7 +125,9 @@ static const char *next_sql_0_1 = "SELECT taskflow.next_wakeup($1)";
  * keeps the other conditions out of the lookup, for with them the plans
  * made with the statistics of before the simulation read the chain's whole
  * due index, or the entries left behind, for every row (a year did not
- * end in 20 minutes).
+ * end in 20 minutes).  The chain is a filter, not a join, for the same
+ * reason: joined, the history rows were found through the chain's index,
+ * all of the chain's history at every instant.
  */
 static const char *next_sql =
 "SELECT LEAST(taskflow._next_wakeup($1, $1),"
@@ -136,10 +138,9 @@ static const char *next_sql =
 "    WHERE h.history_id OPERATOR(pg_catalog.>) $2 AND h.history_id OPERATOR(pg_catalog.<=) $3"
 "      AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL"
 "      AND cm.due_at OPERATOR(pg_catalog.<=) $1"
-"      AND EXISTS (SELECT FROM taskflow.chain c"
-"                   WHERE c.chain_id OPERATOR(pg_catalog.=) h.chain_id"
-"                     AND c.enabled AND c.paused_reason IS NULL"
-"                     AND c.consecutive_failures OPERATOR(pg_catalog.=) 0)"
+"      AND (SELECT c.enabled AND c.paused_reason IS NULL"
+"                  AND c.consecutive_failures OPERATOR(pg_catalog.=) 0"
+"             FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) h.chain_id)"
 "    LIMIT 1))";
 
 /* the newest history row (0: none) */

@@ -57,8 +57,16 @@ static const char *due_sql =
 "                          AND h.event OPERATOR(pg_catalog.=) 'applied') AS applied"
 "          FROM d) x";
 
-/* due_sql's generic plan (its plan does not depend on the values) */
+/* generic plans of the fixed statements (TaskflowExecSaved) */
 static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr enter_plan = NULL;
+static SPIPlanPtr pending_plan = NULL;
+static SPIPlanPtr checked_plan = NULL;
+static SPIPlanPtr history_plan = NULL;
+static SPIPlanPtr outbox_plan = NULL;
+static SPIPlanPtr advance_plan = NULL;
+static SPIPlanPtr repeat_plan = NULL;
+static SPIPlanPtr finish_plan = NULL;
 
 static const char *enter_sql =
 "WITH e AS ("
@@ -195,6 +203,19 @@ uint64
 TaskflowBookkeeping(TaskflowRun run, TaskflowStep step, MemberSet ids,
 			const char *sql, const char *text8, int int9)
 {
+	return TaskflowBookkeepingSaved(NULL, run, step, ids, sql, text8, int9);
+}
+
+/*
+ * TaskflowBookkeepingSaved is TaskflowBookkeeping for a fixed statement,
+ * with a generic plan made once per backend in *plan (TaskflowExecSaved):
+ * the statements every applied step runs, whose planning cost as much as
+ * running them.  A NULL plan plans the statement at each call.
+ */
+uint64
+TaskflowBookkeepingSaved(SPIPlanPtr *plan, TaskflowRun run, TaskflowStep step,
+						 MemberSet ids, const char *sql, const char *text8, int int9)
+{
 	Oid			types[BOOKKEEPING_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
 		INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
 	Datum		values[BOOKKEEPING_NARGS];
@@ -219,7 +240,8 @@ TaskflowBookkeeping(TaskflowRun run, TaskflowStep step, MemberSet ids,
 	nulls[8] = int9 ? ' ' : 'n';
 
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	processed = TaskflowExec(sql, BOOKKEEPING_NARGS, types, values, nulls);
+	processed = plan ? TaskflowExecSaved(plan, sql, BOOKKEEPING_NARGS, types, values, nulls)
+		: TaskflowExec(sql, BOOKKEEPING_NARGS, types, values, nulls);
 	TaskflowRestoreUser(&saved);
 	return processed;
 }
@@ -266,7 +288,7 @@ NextStep(TaskflowRun run, TaskflowStep step)
 void
 TaskflowFinish(TaskflowRun run, TaskflowStep step, MemberSet ids)
 {
-	TaskflowBookkeeping(run, step, ids, finish_sql, NULL, 0);
+	TaskflowBookkeepingSaved(&finish_plan, run, step, ids, finish_sql, NULL, 0);
 }
 
 /*
@@ -282,10 +304,10 @@ Advance(TaskflowRun run, TaskflowStep step, MemberSet ids)
 	if (run->chain->anchor_sql)
 		TaskflowAnchorAdvance(run, step, next, ids);
 	else if (next)
-		TaskflowBookkeeping(run, step, ids, advance_sql, run->chain->time_zone,
+		TaskflowBookkeepingSaved(&advance_plan, run, step, ids, advance_sql, run->chain->time_zone,
 							next->step_id);
 	else if (run->chain->repeat)
-		TaskflowBookkeeping(run, step, ids, repeat_sql, NULL,
+		TaskflowBookkeepingSaved(&repeat_plan, run, step, ids, repeat_sql, NULL,
 							run->chain->steps[0].step_id);
 	else
 		TaskflowFinish(run, step, ids);
@@ -302,9 +324,10 @@ TaskflowApplyStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
 	if (ids->count == 0)
 		return;
 	TaskflowRunActions(run->chain, step, ids, run->as_of);
-	TaskflowBookkeeping(run, step, ids, history_sql, "applied", 0);
+	TaskflowBookkeepingSaved(&history_plan, run, step, ids, history_sql, "applied", 0);
 	if (step->template_id != 0)
-		TaskflowBookkeeping(run, step, ids, outbox_sql, NULL, step->template_id);
+		TaskflowBookkeepingSaved(&outbox_plan, run, step, ids, outbox_sql, NULL,
+								 step->template_id);
 	Advance(run, step, ids);
 	run->counts.applied += ids->count;
 }
@@ -318,7 +341,7 @@ TaskflowSkipStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
 {
 	if (ids->count == 0)
 		return;
-	TaskflowBookkeeping(run, step, ids, history_sql, "skipped", 0);
+	TaskflowBookkeepingSaved(&history_plan, run, step, ids, history_sql, "skipped", 0);
 	Advance(run, step, ids);
 }
 
@@ -346,7 +369,7 @@ TaskflowHandleMatched(TaskflowRun run, TaskflowStep step, MemberSet ids)
 		return;
 	if (step->manual)
 	{
-		TaskflowBookkeeping(run, step, ids, pending_sql, NULL, 0);
+		TaskflowBookkeepingSaved(&pending_plan, run, step, ids, pending_sql, NULL, 0);
 		run->counts.pending += ids->count;
 	}
 	else
@@ -362,7 +385,7 @@ TaskflowEnterMembers(TaskflowRun run, MemberSet ids)
 {
 	if (ids->count == 0)
 		return;
-	TaskflowBookkeeping(run, &run->chain->steps[0], ids, enter_sql, NULL, 0);
+	TaskflowBookkeepingSaved(&enter_plan, run, &run->chain->steps[0], ids, enter_sql, NULL, 0);
 	run->counts.entered += ids->count;
 }
 
@@ -441,7 +464,7 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 						   psprintf("no longer matches criteria \"%s\"",
 									step->criteria_name));
 	else if (mismatched->count > 0)
-		TaskflowBookkeeping(run, step, mismatched, checked_sql, NULL, 0);
+		TaskflowBookkeepingSaved(&checked_plan, run, step, mismatched, checked_sql, NULL, 0);
 	TaskflowHandleMatched(run, step, matched);
 	return candidates->count + already->count;
 }

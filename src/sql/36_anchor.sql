@@ -56,13 +56,12 @@ RETURN CASE
 
 -- When a step at "days" days (at local time "at", or the anchor's own time
 -- of day when NULL) from an anchor occurrence is due, in zone tz.
+-- (C, src/anchor_dates.c: called for every member an anchor chain places
+-- or moves on.)
 CREATE FUNCTION taskflow.anchor_due(anchor_at timestamptz, days integer, at time, tz text)
 RETURNS timestamptz
-LANGUAGE sql STABLE PARALLEL SAFE
-RETURN CASE WHEN at IS NULL
-	THEN ((anchor_at AT TIME ZONE tz) OPERATOR(pg_catalog.+) make_interval(days => days)) AT TIME ZONE tz
-	ELSE (((anchor_at AT TIME ZONE tz)::date OPERATOR(pg_catalog.+) days) OPERATOR(pg_catalog.+) at) AT TIME ZONE tz
-	END;
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskflow_anchor_due';
 
 -- The occurrence of an anchor a member follows: the anchor itself, or for a
 -- yearly chain the first anniversary whose last step (last_days, last_at)
@@ -71,16 +70,8 @@ RETURN CASE WHEN at IS NULL
 CREATE FUNCTION taskflow.anchor_occurrence(base timestamptz, yearly boolean, last_days integer,
 										   last_at time, tz text, not_before timestamptz)
 RETURNS timestamptz
-LANGUAGE sql STABLE PARALLEL SAFE
-RETURN CASE WHEN NOT yearly OR base IS NULL THEN base ELSE (
-	SELECT o.occ FROM (
-		SELECT ((base AT TIME ZONE tz) OPERATOR(pg_catalog.+)
-				make_interval(years => (extract(year FROM not_before AT TIME ZONE tz)::integer
-										OPERATOR(pg_catalog.-) extract(year FROM base AT TIME ZONE tz)::integer
-										OPERATOR(pg_catalog.+) k))) AT TIME ZONE tz AS occ, k
-		  FROM pg_catalog.generate_series(-1, 2) AS k) o
-	 WHERE taskflow.anchor_due(o.occ, last_days, last_at, tz) OPERATOR(pg_catalog.>=) not_before
-	 ORDER BY o.k LIMIT 1) END;
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskflow_anchor_occurrence';
 
 -- The earliest due time a step may have to be run when a member enters an
 -- anchor chain: the start of the local day, or the last entry check when

@@ -669,3 +669,15 @@ CREATE TRIGGER preview_watch BEFORE INSERT OR UPDATE ON taskflow.member
 	FOR EACH ROW EXECUTE FUNCTION taskflow._preview_watch();
 CREATE TRIGGER preview_watch BEFORE INSERT OR UPDATE ON taskflow.chain_member
 	FOR EACH ROW EXECUTE FUNCTION taskflow._preview_watch();
+
+-- The anchor date arithmetic in C (src/anchor_dates.c): the same results,
+-- without the SQL function's subquery at every call.
+CREATE OR REPLACE FUNCTION taskflow.anchor_due(anchor_at timestamptz, days integer, at time, tz text)
+RETURNS timestamptz
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskflow_anchor_due';
+CREATE OR REPLACE FUNCTION taskflow.anchor_occurrence(base timestamptz, yearly boolean, last_days integer,
+										   last_at time, tz text, not_before timestamptz)
+RETURNS timestamptz
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskflow_anchor_occurrence';
