@@ -20,6 +20,7 @@
 #include "utils/timestamp.h"
 
 #include "anchor.h"
+#include "criteria.h"
 #include "preview_watch.h"
 #include "privileges.h"
 #include "settings.h"
@@ -27,13 +28,14 @@
 
 /*
  * Run as the owner: members who match the audience criteria, have an
- * anchor, and are not in the chain.  %s: criteria, anchor, and the
- * conditions of CandidateConditions.
+ * anchor, and are not in the chain.  %s: criteria, the index ranges its
+ * day counts imply (criteria_hint.c), anchor, the conditions of
+ * CandidateConditions, and a preview's narrowing.
  */
 static const char *candidates_format =
 "SELECT pg_catalog.array_agg(x.member_id) FROM ("
 " SELECT member.member_id FROM taskflow.member AS member"
-"  WHERE member.member_id OPERATOR(pg_catalog.>) $2 AND (%s\n)"
+"  WHERE member.member_id OPERATOR(pg_catalog.>) $2 AND (%s\n) %s"
 "    AND (%s) IS NOT NULL %s %s"
 "    AND NOT EXISTS (SELECT FROM taskflow.chain_member cm"
 "                     WHERE cm.chain_id OPERATOR(pg_catalog.=) $1"
@@ -103,10 +105,6 @@ static const char *changed_format =
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.state OPERATOR(pg_catalog.=) ANY ($2)"
 "   AND (%s) IS DISTINCT FROM cm.anchor_base %s";
 
-/* a check narrowed to the members of the array parameter $n */
-#define ONLY_MEMBERS(column, n) \
-	"AND " column " OPERATOR(pg_catalog.=) ANY ($" #n ")"
-
 /* follow: keep the step, recompute its due time from the new anchor */
 static const char *follow_format =
 "WITH " ANCHOR_CHAIN_CTE ","
@@ -165,10 +163,6 @@ static const char *advance_sql =
 "       due_at = (SELECT taskflow.anchor_due(cm.anchor_at, s.wait_days, s.wait_at, $8)"
 "                   FROM taskflow.chain_step s WHERE s.step_id OPERATOR(pg_catalog.=) $9)"
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) ANY ($4)";
-
-/* generic plans of advance_sql and next_year_sql (TaskflowExecSaved) */
-static SPIPlanPtr advance_plan = NULL;
-static SPIPlanPtr next_year_plan = NULL;
 
 /* bookkeeping: a yearly chain's last step done: next year's occurrence */
 static const char *next_year_sql =
@@ -290,8 +284,9 @@ TaskflowAnchorEntryBatch(TaskflowRun run, TaskflowStep first)
 		types[4] = INT8ARRAYOID;
 		values[4] = MemberSetToDatum(run->entry_only);
 	}
-	ids = TaskflowQueryMembers(psprintf(candidates_format, criteria, anchor, conditions,
-										run->entry_only ? ONLY_MEMBERS("member.member_id", 5) : ""),
+	ids = TaskflowQueryMembers(psprintf(candidates_format, criteria,
+										CriteriaIndexHint(first->criteria_sql), anchor, conditions,
+										run->entry_only ? WATCH_ONLY_MEMBERS("member.member_id", 5) : ""),
 							   run->entry_only ? 5 : 4, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 	if (ids->count == 0)
@@ -338,7 +333,7 @@ ChangedMembers(TaskflowRun run, bool finished_too, MemberSet *changed,
 	if (only)
 		values[2] = MemberSetToDatum(only);
 	TaskflowExec(psprintf(changed_format, anchor, anchor, anchor,
-						  only ? ONLY_MEMBERS("cm.member_id", 3) : ""),
+						  only ? WATCH_ONLY_MEMBERS("cm.member_id", 3) : ""),
 				 only ? 3 : 2, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -402,10 +397,10 @@ TaskflowAnchorAdvance(TaskflowRun run, TaskflowStep step, TaskflowStep next,
 					  MemberSet ids)
 {
 	if (next)
-		TaskflowBookkeepingSaved(&advance_plan, run, step, ids, advance_sql, run->chain->time_zone,
+		TaskflowBookkeeping(run, step, ids, advance_sql, run->chain->time_zone,
 							next->step_id);
 	else if (run->chain->anchor_yearly)
-		TaskflowBookkeepingSaved(&next_year_plan, run, step, ids, next_year_sql, run->chain->time_zone,
+		TaskflowBookkeeping(run, step, ids, next_year_sql, run->chain->time_zone,
 							run->chain->steps[0].step_id);
 	else
 		TaskflowFinish(run, step, ids);

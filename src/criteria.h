@@ -7,6 +7,7 @@
 #define TASKFLOW_CRITERIA_H
 
 #include "datatype/timestamp.h"
+#include "nodes/nodes.h"
 #include "nodes/pg_list.h"
 
 /* A saved criteria, as searches and the engine need it. */
@@ -25,5 +26,10 @@ extern char *CriteriaValidate(const char *expression, Oid owner,
 extern Criteria CriteriaLookup(const char *name);
 extern int	CriteriaEnvPush(const char *search_path);
 extern void CriteriaEnvPop(int nest_level);
+
+/* criteria_hint.c */
+extern Node *CriteriaAnalyzeNormalized(const char *normalized, bool *has_sublinks);
+extern bool CriteriaReadsOnlyTheRow(const char *normalized);
+extern char *CriteriaIndexHint(const char *normalized);
 
 #endif							/* TASKFLOW_CRITERIA_H */

@@ -16,6 +16,7 @@
 #include "utils/timestamp.h"
 
 #include "anchor.h"
+#include "criteria.h"
 #include "engine.h"
 #include "entry.h"
 #include "isolate.h"
@@ -32,11 +33,15 @@ static const char *entered_slot_sql =
 "UPDATE taskflow.chain c SET last_entry_at = $2"
 " WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
 
-/* run as the owner: %s is the criteria, then the re-entry condition */
+/*
+ * run as the owner: %s is the criteria, the index ranges its day counts
+ * imply (criteria_hint.c), a preview's narrowing (preview_watch.c), then
+ * the re-entry condition
+ */
 static const char *candidates_format =
 "SELECT pg_catalog.array_agg(x.member_id) FROM ("
 " SELECT member.member_id FROM taskflow.member AS member"
-"  WHERE member.member_id OPERATOR(pg_catalog.>) $2 AND (%s\n)"
+"  WHERE member.member_id OPERATOR(pg_catalog.>) $2 AND (%s\n) %s %s"
 "    AND NOT EXISTS (SELECT FROM taskflow.chain_member cm"
 "                     WHERE cm.chain_id OPERATOR(pg_catalog.=) $1"
 "                       AND cm.member_id OPERATOR(pg_catalog.=) member.member_id"
@@ -99,8 +104,8 @@ CriteriaOrTrue(TaskflowRun run)
 static int64
 EntryBatch(TaskflowRun run, TaskflowStep first)
 {
-	Oid			types[4] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID};
-	Datum		values[4];
+	Oid			types[5] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT8ARRAYOID};
+	Datum		values[5];
 	TaskflowSavedUser saved;
 	MemberSet	ids;
 
@@ -108,10 +113,14 @@ EntryBatch(TaskflowRun run, TaskflowStep first)
 	values[1] = Int64GetDatum(run->entry_after);
 	values[2] = Int32GetDatum(run->batch_limit > 0 ? run->batch_limit : taskflow_batch_size);
 	values[3] = TimestampTzGetDatum(run->as_of);
+	if (run->entry_only)
+		values[4] = MemberSetToDatum(run->entry_only);
 	TaskflowBecomeUser(run->chain->owner, &saved);
 	ids = TaskflowQueryMembers(psprintf(candidates_format, CriteriaOrTrue(run),
+										CriteriaIndexHint(first->criteria_sql),
+										run->entry_only ? WATCH_ONLY_MEMBERS("member.member_id", 5) : "",
 										ReentryCondition(run->chain)),
-							   4, types, values, NULL);
+							   run->entry_only ? 5 : 4, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 	if (ids->count == 0)
 		return 0;
@@ -188,7 +197,13 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 		!TaskflowRunBatches(run, TaskflowAnchorChanges, &run->chain->steps[0], counts))
 		return false;
 	run->entry_after = PG_INT64_MIN;
-	run->entry_only = run->chain->anchor_sql && TaskflowWatchTimeless(CriteriaOrTrue(run))
+	/*
+	 * a preview looks only at the members written since the last check when
+	 * nothing else can make a member a candidate: a criteria on the member
+	 * row alone, and no cooldown (it ends with time)
+	 */
+	run->entry_only = (run->chain->anchor_sql || run->chain->reentry != 'c') &&
+		TaskflowWatchTimeless(CriteriaOrTrue(run))
 		? TaskflowWatchWrittenSince(run->chain->chain_id, 'e') : NULL;
 	if (run->entry_only != NULL && run->entry_only->count == 0)
 		;						/* a preview: no member written since the last check */

@@ -143,9 +143,21 @@ static const char *next_sql =
 "             FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) h.chain_id)"
 "    LIMIT 1))";
 
-/* the newest history row (0: none) */
+/*
+ * The next instant after $1 anything is due, when the run at $1 left
+ * nothing due (it placed no member due at $1 or before: preview_watch.c)
+ */
+static const char *next_later_sql = "SELECT taskflow._next_wakeup($1, $1)";
+
+/*
+ * The newest history id drawn (0: none), from the sequence: the preview
+ * restarted it and holds it, so only the simulation draws from it.  Read
+ * with max(), the plan made with the statistics of before the simulation
+ * (an empty table) read the whole pkey index at every instant.
+ */
 static const char *newest_history_sql =
-"SELECT COALESCE(max(h.history_id), 0) FROM taskflow.history h";
+"SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value OPERATOR(pg_catalog.-) 1 END"
+"  FROM taskflow.history_history_id_seq s";
 
 /* The arguments of one preview. */
 typedef struct PreviewArgs
@@ -250,7 +262,8 @@ Collect(PreviewArgs *args)
 }
 
 /*
- * NewestHistory is the id of the newest history row, 0 when there is none.
+ * NewestHistory is the id of the newest history row the simulation wrote
+ * (or of the newest before it), 0 when there is none.
  */
 static int64
 NewestHistory(void)
@@ -267,7 +280,8 @@ NewestHistory(void)
 /*
  * NextInstant is the next instant after t anything is due (never t itself),
  * or 0 when nothing is; the run at t wrote the history rows after
- * history_before, up to history_after.
+ * history_before, up to history_after.  When the run placed no member due
+ * at t or before (preview_watch.c), its history is not looked at.
  */
 static TimestampTz
 NextInstant(TimestampTz t, int64 history_before, int64 history_after,
@@ -279,7 +293,9 @@ NextInstant(TimestampTz t, int64 history_before, int64 history_after,
 	bool		isnull;
 	TimestampTz next;
 
-	if (has_next_wakeup)
+	if (has_next_wakeup && TaskflowWatchEarliestPlaced() > t)
+		TaskflowExec(next_later_sql, 1, types, values, NULL);
+	else if (has_next_wakeup)
 		TaskflowExec(next_sql, 3, types, values, NULL);
 	else
 		TaskflowExec(next_sql_0_1, 1, types, values, NULL);
@@ -319,6 +335,7 @@ Simulate(PreviewArgs *args)
 					 errhint("Preview a shorter range, or a larger entry_step.")));
 		CHECK_FOR_INTERRUPTS();
 		history_before = history_after;
+		TaskflowWatchPlacedFrom();
 		TaskflowRunAll(args->caller, args->chain, t, NULL, NULL);
 		TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 		if (has_next_wakeup)

@@ -32,11 +32,6 @@
 
 #include "commands/trigger.h"
 #include "executor/spi.h"
-#include "nodes/nodeFuncs.h"
-#include "optimizer/optimizer.h"
-#include "parser/analyze.h"
-#include "parser/parser.h"
-#include "rewrite/rewriteHandler.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -46,7 +41,6 @@
 
 #include "criteria.h"
 #include "preview_watch.h"
-#include "privileges.h"
 
 PG_FUNCTION_INFO_V1(taskflow_preview_watch);
 
@@ -80,6 +74,7 @@ static List *criteria_seen = NIL;	/* TimelessCriteria * */
 static int64 *written = NULL;	/* member ids, in the order written */
 static int64 nwritten = 0;
 static int64 written_size = 0;
+static TimestampTz earliest_placed = DT_NOEND;	/* since TaskflowWatchPlacedFrom */
 
 /*
  * TaskflowWatchBegin starts watching the simulation's writes, for the rest
@@ -176,6 +171,29 @@ TaskflowWatchScanDone(int32 step_id, TimestampTz as_of)
 }
 
 /*
+ * TaskflowWatchPlacedFrom starts noting the earliest due time a member is
+ * placed at (TaskflowWatchEarliestPlaced reads it).
+ */
+void
+TaskflowWatchPlacedFrom(void)
+{
+	earliest_placed = DT_NOEND;
+}
+
+/*
+ * TaskflowWatchEarliestPlaced is the earliest due time a member was placed
+ * at (and not checked) since TaskflowWatchPlacedFrom; -infinity when not
+ * watching (anything may be due).  A run that placed no member due at its
+ * instant or before left none due: the preview then asks only for what is
+ * due later.
+ */
+TimestampTz
+TaskflowWatchEarliestPlaced(void)
+{
+	return TaskflowWatching() ? earliest_placed : DT_NOBEGIN;
+}
+
+/*
  * TaskflowWatchWrittenSince returns the members written since the chain's
  * previous check of this kind ('c'hange, 'e'ntry), or NULL when every
  * member must be looked at (not watching, or the chain's first check).
@@ -204,32 +222,6 @@ TaskflowWatchWrittenSince(int32 chain_id, char kind)
 }
 
 /*
- * ReadsOnlyTheRow says whether a criteria expression reads nothing but the
- * member row, without the clock: no subquery, only immutable functions.
- */
-static bool
-ReadsOnlyTheRow(const char *criteria_sql)
-{
-	char	   *sql = psprintf("SELECT (%s\n) FROM taskflow.member AS member", criteria_sql);
-	TaskflowSavedUser saved;
-	int			nest_level;
-	RawStmt    *raw;
-	Query	   *query;
-	Node	   *expr;
-	bool		result;
-
-	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	nest_level = CriteriaEnvPush("pg_catalog, pg_temp");
-	raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
-	query = parse_analyze_fixedparams(raw, sql, NULL, 0, NULL);
-	expr = (Node *) linitial_node(TargetEntry, query->targetList)->expr;
-	result = !query->hasSubLinks && !contain_mutable_functions(expr);
-	CriteriaEnvPop(nest_level);
-	TaskflowRestoreUser(&saved);
-	return result;
-}
-
-/*
  * TaskflowWatchTimeless says whether a criteria (NULL: everyone) matches
  * the same members for as long as no member is written.
  */
@@ -254,7 +246,7 @@ TaskflowWatchTimeless(const char *criteria_sql)
 	seen = palloc(sizeof(TimelessCriteria));
 	seen->sql = pstrdup(criteria_sql);
 	MemoryContextSwitchTo(oldcxt);
-	seen->timeless = ReadsOnlyTheRow(criteria_sql);
+	seen->timeless = CriteriaReadsOnlyTheRow(criteria_sql);
 	oldcxt = MemoryContextSwitchTo(watch_cxt);
 	criteria_seen = lappend(criteria_seen, seen);
 	MemoryContextSwitchTo(oldcxt);
@@ -277,7 +269,8 @@ NoteMember(int64 member_id)
 
 /*
  * NotePlaced lowers the floor of the step a chain_member row waits at to
- * its due_at.
+ * its due_at, and notes the earliest due_at placed (not for a member
+ * waiting for its criteria to match: it waits for the next run anyway).
  */
 static void
 NotePlaced(HeapTuple row, TupleDesc desc)
@@ -288,6 +281,7 @@ NotePlaced(HeapTuple row, TupleDesc desc)
 	Datum		due_at;
 	bool		step_null;
 	bool		due_null;
+	bool		checked_null;
 	StepFloor  *entry;
 	int32		step;
 
@@ -297,6 +291,9 @@ NotePlaced(HeapTuple row, TupleDesc desc)
 	due_at = heap_getattr(row, SPI_fnumber(desc, "due_at"), desc, &due_null);
 	if (step_null || due_null)
 		return;
+	(void) heap_getattr(row, SPI_fnumber(desc, "checked_at"), desc, &checked_null);
+	if (checked_null)
+		earliest_placed = Min(earliest_placed, DatumGetTimestampTz(due_at));
 	step = DatumGetInt32(step_id);
 	entry = hash_search(floors, &step, HASH_FIND, NULL);
 	/* no entry: never scanned, the scan starts at the oldest entry anyway */

@@ -57,16 +57,8 @@ static const char *due_sql =
 "                          AND h.event OPERATOR(pg_catalog.=) 'applied') AS applied"
 "          FROM d) x";
 
-/* generic plans of the fixed statements (TaskflowExecSaved) */
+/* due_sql's generic plan (its plan does not depend on the values) */
 static SPIPlanPtr due_plan = NULL;
-static SPIPlanPtr enter_plan = NULL;
-static SPIPlanPtr pending_plan = NULL;
-static SPIPlanPtr checked_plan = NULL;
-static SPIPlanPtr history_plan = NULL;
-static SPIPlanPtr outbox_plan = NULL;
-static SPIPlanPtr advance_plan = NULL;
-static SPIPlanPtr repeat_plan = NULL;
-static SPIPlanPtr finish_plan = NULL;
 
 static const char *enter_sql =
 "WITH e AS ("
@@ -203,19 +195,6 @@ uint64
 TaskflowBookkeeping(TaskflowRun run, TaskflowStep step, MemberSet ids,
 			const char *sql, const char *text8, int int9)
 {
-	return TaskflowBookkeepingSaved(NULL, run, step, ids, sql, text8, int9);
-}
-
-/*
- * TaskflowBookkeepingSaved is TaskflowBookkeeping for a fixed statement,
- * with a generic plan made once per backend in *plan (TaskflowExecSaved):
- * the statements every applied step runs, whose planning cost as much as
- * running them.  A NULL plan plans the statement at each call.
- */
-uint64
-TaskflowBookkeepingSaved(SPIPlanPtr *plan, TaskflowRun run, TaskflowStep step,
-						 MemberSet ids, const char *sql, const char *text8, int int9)
-{
 	Oid			types[BOOKKEEPING_NARGS] = {INT4OID, TIMESTAMPTZOID, INT4OID,
 		INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
 	Datum		values[BOOKKEEPING_NARGS];
@@ -240,8 +219,7 @@ TaskflowBookkeepingSaved(SPIPlanPtr *plan, TaskflowRun run, TaskflowStep step,
 	nulls[8] = int9 ? ' ' : 'n';
 
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	processed = plan ? TaskflowExecSaved(plan, sql, BOOKKEEPING_NARGS, types, values, nulls)
-		: TaskflowExec(sql, BOOKKEEPING_NARGS, types, values, nulls);
+	processed = TaskflowExec(sql, BOOKKEEPING_NARGS, types, values, nulls);
 	TaskflowRestoreUser(&saved);
 	return processed;
 }
@@ -288,7 +266,7 @@ NextStep(TaskflowRun run, TaskflowStep step)
 void
 TaskflowFinish(TaskflowRun run, TaskflowStep step, MemberSet ids)
 {
-	TaskflowBookkeepingSaved(&finish_plan, run, step, ids, finish_sql, NULL, 0);
+	TaskflowBookkeeping(run, step, ids, finish_sql, NULL, 0);
 }
 
 /*
@@ -304,10 +282,10 @@ Advance(TaskflowRun run, TaskflowStep step, MemberSet ids)
 	if (run->chain->anchor_sql)
 		TaskflowAnchorAdvance(run, step, next, ids);
 	else if (next)
-		TaskflowBookkeepingSaved(&advance_plan, run, step, ids, advance_sql, run->chain->time_zone,
+		TaskflowBookkeeping(run, step, ids, advance_sql, run->chain->time_zone,
 							next->step_id);
 	else if (run->chain->repeat)
-		TaskflowBookkeepingSaved(&repeat_plan, run, step, ids, repeat_sql, NULL,
+		TaskflowBookkeeping(run, step, ids, repeat_sql, NULL,
 							run->chain->steps[0].step_id);
 	else
 		TaskflowFinish(run, step, ids);
@@ -324,10 +302,9 @@ TaskflowApplyStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
 	if (ids->count == 0)
 		return;
 	TaskflowRunActions(run->chain, step, ids, run->as_of);
-	TaskflowBookkeepingSaved(&history_plan, run, step, ids, history_sql, "applied", 0);
+	TaskflowBookkeeping(run, step, ids, history_sql, "applied", 0);
 	if (step->template_id != 0)
-		TaskflowBookkeepingSaved(&outbox_plan, run, step, ids, outbox_sql, NULL,
-								 step->template_id);
+		TaskflowBookkeeping(run, step, ids, outbox_sql, NULL, step->template_id);
 	Advance(run, step, ids);
 	run->counts.applied += ids->count;
 }
@@ -341,7 +318,7 @@ TaskflowSkipStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
 {
 	if (ids->count == 0)
 		return;
-	TaskflowBookkeepingSaved(&history_plan, run, step, ids, history_sql, "skipped", 0);
+	TaskflowBookkeeping(run, step, ids, history_sql, "skipped", 0);
 	Advance(run, step, ids);
 }
 
@@ -369,7 +346,7 @@ TaskflowHandleMatched(TaskflowRun run, TaskflowStep step, MemberSet ids)
 		return;
 	if (step->manual)
 	{
-		TaskflowBookkeepingSaved(&pending_plan, run, step, ids, pending_sql, NULL, 0);
+		TaskflowBookkeeping(run, step, ids, pending_sql, NULL, 0);
 		run->counts.pending += ids->count;
 	}
 	else
@@ -385,7 +362,7 @@ TaskflowEnterMembers(TaskflowRun run, MemberSet ids)
 {
 	if (ids->count == 0)
 		return;
-	TaskflowBookkeepingSaved(&enter_plan, run, &run->chain->steps[0], ids, enter_sql, NULL, 0);
+	TaskflowBookkeeping(run, &run->chain->steps[0], ids, enter_sql, NULL, 0);
 	run->counts.entered += ids->count;
 }
 
@@ -464,7 +441,7 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 						   psprintf("no longer matches criteria \"%s\"",
 									step->criteria_name));
 	else if (mismatched->count > 0)
-		TaskflowBookkeepingSaved(&checked_plan, run, step, mismatched, checked_sql, NULL, 0);
+		TaskflowBookkeeping(run, step, mismatched, checked_sql, NULL, 0);
 	TaskflowHandleMatched(run, step, matched);
 	return candidates->count + already->count;
 }

@@ -6,8 +6,6 @@
 #ifndef TASKFLOW_STEP_H
 #define TASKFLOW_STEP_H
 
-#include "executor/spi.h"
-
 #include "chain.h"
 #include "memberset.h"
 
@@ -33,9 +31,6 @@ extern void TaskflowResetDueBatches(TaskflowRun run);
 extern uint64 TaskflowBookkeeping(TaskflowRun run, TaskflowStep step,
 								  MemberSet ids, const char *sql,
 								  const char *text8, int int9);
-extern uint64 TaskflowBookkeepingSaved(SPIPlanPtr *plan, TaskflowRun run,
-									   TaskflowStep step, MemberSet ids,
-									   const char *sql, const char *text8, int int9);
 extern void TaskflowFinish(TaskflowRun run, TaskflowStep step, MemberSet ids);
 extern void TaskflowEnterMembers(TaskflowRun run, MemberSet ids);
 extern void TaskflowHandleMatched(TaskflowRun run, TaskflowStep step,

@@ -1,0 +1,226 @@
+/*
+ * criteria_hint.c
+ *		What the engine can learn from a saved criteria's normalized form
+ *		before running it: the index ranges its day counts imply, and
+ *		whether it reads anything but the member row.
+ *
+ * A criteria such as "status = 'paid' AND days_since(joined_at) = 30" is
+ * true of few members on any one day, but PostgreSQL cannot use the index
+ * on joined_at for it: days_since() is a difference of dates.  The engine's
+ * entry checks (every day for a daily chain) then read every member.  A
+ * top-level condition comparing days_since(column) or days_until(column)
+ * with a constant implies a range of the column (its local date is today
+ * minus, or plus, the constant); CriteriaIndexHint writes that range as
+ * extra conditions the entry check adds to the criteria.  They are
+ * necessary, not sufficient: the criteria itself still decides, and the
+ * range is three hours wider on each side, so that days that do not start
+ * at midnight (a daylight-saving change at 00:00) lose no one.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "criteria.h"
+#include "privileges.h"
+
+/* constants further than this (about 270 years) get no hint */
+#define HINT_MAX_DAYS 100000
+
+/*
+ * CriteriaAnalyzeNormalized parses and analyses a saved criteria's
+ * normalized form over taskflow.member (as the extension owner, with
+ * search_path pinned) and returns the expression.
+ */
+Node *
+CriteriaAnalyzeNormalized(const char *normalized, bool *has_sublinks)
+{
+	char	   *sql = psprintf("SELECT (%s\n) FROM taskflow.member AS member", normalized);
+	TaskflowSavedUser saved;
+	int			nest_level;
+	RawStmt    *raw;
+	Query	   *query;
+
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	nest_level = CriteriaEnvPush("pg_catalog, pg_temp");
+	raw = linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT));
+	query = parse_analyze_fixedparams(raw, sql, NULL, 0, NULL);
+	CriteriaEnvPop(nest_level);
+	TaskflowRestoreUser(&saved);
+	*has_sublinks = query->hasSubLinks;
+	return (Node *) linitial_node(TargetEntry, query->targetList)->expr;
+}
+
+/*
+ * CriteriaReadsOnlyTheRow says whether a criteria reads nothing but the
+ * member row, without the clock: no subquery, only immutable functions.
+ */
+bool
+CriteriaReadsOnlyTheRow(const char *normalized)
+{
+	bool		has_sublinks;
+	Node	   *expr = CriteriaAnalyzeNormalized(normalized, &has_sublinks);
+
+	return !has_sublinks && !contain_mutable_functions(expr);
+}
+
+/*
+ * DayCount returns the column a days_since(column) or days_until(column)
+ * call reads (its sign in *sign: -1 since, +1 until), or NULL.
+ */
+static char *
+DayCount(Node *node, int *sign)
+{
+	FuncExpr   *func;
+	Var		   *var;
+	char	   *name;
+
+	if (!IsA(node, FuncExpr))
+		return NULL;
+	func = (FuncExpr *) node;
+	if (list_length(func->args) != 1 || !IsA(linitial(func->args), Var) ||
+		get_func_namespace(func->funcid) != get_namespace_oid("taskflow", false))
+		return NULL;
+	name = get_func_name(func->funcid);
+	if (strcmp(name, "days_since") == 0)
+		*sign = -1;
+	else if (strcmp(name, "days_until") == 0)
+		*sign = 1;
+	else
+		return NULL;
+	var = linitial_node(Var, func->args);
+	if (var->varlevelsup != 0 || var->vartype != TIMESTAMPTZOID || var->varattno <= 0)
+		return NULL;
+	return get_attname(get_relname_relid("member", get_namespace_oid("taskflow", false)),
+					   var->varattno, false);
+}
+
+/*
+ * DayStart is the SQL for the start of the local day "days" days from
+ * today, moved by the three-hour margin (-1 earlier, +1 later).
+ */
+static char *
+DayStart(int64 days, int margin)
+{
+	return psprintf("((taskflow.clock()::date OPERATOR(pg_catalog.+) %d)::timestamptz"
+					" OPERATOR(pg_catalog.%s) interval '3 hours')",
+					(int) days, margin < 0 ? "-" : "+");
+}
+
+/*
+ * ComparisonHint writes the range of one "day count <op> constant" (either
+ * way round), or returns NULL when the condition is not one.
+ */
+static char *
+ComparisonHint(OpExpr *op)
+{
+	Node	   *left;
+	Node	   *right;
+	char	   *opname = get_opname(op->opno);
+	char	   *column;
+	Const	   *value;
+	int			sign;
+	int64		day;
+	char	   *col;
+
+	if (list_length(op->args) != 2 || opname == NULL)
+		return NULL;
+	left = linitial(op->args);
+	right = lsecond(op->args);
+	if (IsA(left, Const))
+	{
+		/* N op f(column) is f(column) op' N */
+		Node	   *swap = left;
+
+		left = right;
+		right = swap;
+		if (strcmp(opname, "<") == 0)
+			opname = ">";
+		else if (strcmp(opname, "<=") == 0)
+			opname = ">=";
+		else if (strcmp(opname, ">") == 0)
+			opname = "<";
+		else if (strcmp(opname, ">=") == 0)
+			opname = "<=";
+	}
+	column = DayCount(left, &sign);
+	if (column == NULL || !IsA(right, Const))
+		return NULL;
+	value = (Const *) right;
+	if (value->constisnull || value->consttype != INT4OID ||
+		Abs(DatumGetInt32(value->constvalue)) > HINT_MAX_DAYS)
+		return NULL;
+	/* the column's local date compared with today + day */
+	day = (int64) sign * DatumGetInt32(value->constvalue);
+	if (sign < 0)
+	{
+		/* days_since: today - date op N, so date op' today - N */
+		if (strcmp(opname, "<") == 0)
+			opname = ">";
+		else if (strcmp(opname, "<=") == 0)
+			opname = ">=";
+		else if (strcmp(opname, ">") == 0)
+			opname = "<";
+		else if (strcmp(opname, ">=") == 0)
+			opname = "<=";
+	}
+	col = psprintf("member.%s", quote_identifier(column));
+	if (strcmp(opname, "=") == 0)
+		return psprintf("%s OPERATOR(pg_catalog.>=) %s AND %s OPERATOR(pg_catalog.<) %s",
+						col, DayStart(day, -1), col, DayStart(day + 1, 1));
+	if (strcmp(opname, "<") == 0)
+		return psprintf("%s OPERATOR(pg_catalog.<) %s", col, DayStart(day, 1));
+	if (strcmp(opname, "<=") == 0)
+		return psprintf("%s OPERATOR(pg_catalog.<) %s", col, DayStart(day + 1, 1));
+	if (strcmp(opname, ">") == 0)
+		return psprintf("%s OPERATOR(pg_catalog.>=) %s", col, DayStart(day + 1, -1));
+	if (strcmp(opname, ">=") == 0)
+		return psprintf("%s OPERATOR(pg_catalog.>=) %s", col, DayStart(day, -1));
+	return NULL;
+}
+
+/*
+ * CollectHints adds the hints of the conditions ANDed at the top of a
+ * criteria to *hints.
+ */
+static void
+CollectHints(Node *node, StringInfo hints)
+{
+	char	   *hint;
+
+	if (is_andclause(node))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((BoolExpr *) node)->args)
+			CollectHints(lfirst(lc), hints);
+		return;
+	}
+	if (!IsA(node, OpExpr) || (hint = ComparisonHint((OpExpr *) node)) == NULL)
+		return;
+	appendStringInfo(hints, " AND %s", hint);
+}
+
+/*
+ * CriteriaIndexHint returns extra conditions (" AND ...") implied by a
+ * criteria's day counts, for an entry check to add to it; "" when there
+ * are none.
+ */
+char *
+CriteriaIndexHint(const char *normalized)
+{
+	StringInfoData hints;
+	bool		has_sublinks;
+
+	initStringInfo(&hints);
+	if (normalized != NULL)
+		CollectHints(CriteriaAnalyzeNormalized(normalized, &has_sublinks), &hints);
+	return hints.data;
+}
