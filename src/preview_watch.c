@@ -18,11 +18,15 @@
  *	  floor at its instant: every member due by then was taken, and a member
  *	  left waiting (its criteria did not match) was written again, so it
  *	  lowers the floor to its own due_at;
+ *	  A run that placed no member due at its instant or before left none
+ *	  due: the preview then asks only for what is due later;
  *	- which members were written, in order.  An anchor chain's change check,
- *	  and its entry check when the audience criteria reads only the member
- *	  row and not the clock, then look only at the members written since
- *	  the chain's previous check: nothing else can have changed anchor or
- *	  become a candidate (an anchor chain's member never leaves its table).
+ *	  and an entry check whose criteria reads only the member row and not
+ *	  the clock (and whose chain has no re-entry cooldown, which ends with
+ *	  time), then look only at the members written since the chain's
+ *	  previous check: nothing else can have changed anchor or become a
+ *	  candidate (a member never leaves a chain's table; a re-armed one was
+ *	  written when it stopped matching and again when it matched again).
  *
  * The first scan or check of each is a full one.  A guarded simulation
  * (after a batch failed) does not watch: a batch rolled back leaves its
