@@ -1325,6 +1325,8 @@ taskflow_delivery_main(Datum arg)
 	 * statements name, run with a superuser's rights.
 	 */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/* its statements are short batches: compiling them costs more than running them */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("taskflow delivery");
 	am_delivery_worker = true;
 	snprintf(my_name, sizeof(my_name), "taskflow delivery %d (pid %d)", my_number, MyProcPid);

@@ -422,6 +422,8 @@ taskflow_scheduler_main(Datum arg)
 	 * this worker's statements name (sum, ::int8 ...), run as superuser.
 	 */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/* its statements are short batches: compiling them costs more than running them */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("taskflow scheduler");
 	taskflow_in_worker = true;
 	ClaimSlot(dboid);
