@@ -115,6 +115,24 @@ DayStart(int64 days, int margin)
 }
 
 /*
+ * Commuted is the comparison that holds with its two sides swapped
+ * (a < b is b > a); = and others are their own.
+ */
+static char *
+Commuted(char *opname)
+{
+	if (strcmp(opname, "<") == 0)
+		return ">";
+	if (strcmp(opname, "<=") == 0)
+		return ">=";
+	if (strcmp(opname, ">") == 0)
+		return "<";
+	if (strcmp(opname, ">=") == 0)
+		return "<=";
+	return opname;
+}
+
+/*
  * ComparisonHint writes the range of one "day count <op> constant" (either
  * way round), or returns NULL when the condition is not one.
  */
@@ -141,14 +159,7 @@ ComparisonHint(OpExpr *op)
 
 		left = right;
 		right = swap;
-		if (strcmp(opname, "<") == 0)
-			opname = ">";
-		else if (strcmp(opname, "<=") == 0)
-			opname = ">=";
-		else if (strcmp(opname, ">") == 0)
-			opname = "<";
-		else if (strcmp(opname, ">=") == 0)
-			opname = "<=";
+		opname = Commuted(opname);
 	}
 	column = DayCount(left, &sign);
 	if (column == NULL || !IsA(right, Const))
@@ -160,17 +171,7 @@ ComparisonHint(OpExpr *op)
 	/* the column's local date compared with today + day */
 	day = (int64) sign * DatumGetInt32(value->constvalue);
 	if (sign < 0)
-	{
-		/* days_since: today - date op N, so date op' today - N */
-		if (strcmp(opname, "<") == 0)
-			opname = ">";
-		else if (strcmp(opname, "<=") == 0)
-			opname = ">=";
-		else if (strcmp(opname, ">") == 0)
-			opname = "<";
-		else if (strcmp(opname, ">=") == 0)
-			opname = "<=";
-	}
+		opname = Commuted(opname);	/* today - date op N: date op' today - N */
 	col = psprintf("member.%s", quote_identifier(column));
 	if (strcmp(opname, "=") == 0)
 		return psprintf("%s OPERATOR(pg_catalog.>=) %s AND %s OPERATOR(pg_catalog.<) %s",
