@@ -205,12 +205,14 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 	run->entry_only = (run->chain->anchor_sql || run->chain->reentry != 'c') &&
 		TaskflowWatchTimeless(CriteriaOrTrue(run))
 		? TaskflowWatchWrittenSince(run->chain->chain_id, 'e') : NULL;
-	if (run->entry_only != NULL && run->entry_only->count == 0)
-		;						/* a preview: no member written since the last check */
-	else if (run->chain->anchor_sql
-		? !TaskflowRunBatches(run, TaskflowAnchorEntryBatch, &run->chain->steps[0], counts)
-		: !TaskflowRunIsolated(run, EntryBatch, &run->chain->steps[0], counts, true))
-		return false;
+	/* (a preview with no member written since the last check has none) */
+	if (run->entry_only == NULL || run->entry_only->count > 0)
+	{
+		if (run->chain->anchor_sql
+			? !TaskflowRunBatches(run, TaskflowAnchorEntryBatch, &run->chain->steps[0], counts)
+			: !TaskflowRunIsolated(run, EntryBatch, &run->chain->steps[0], counts, true))
+			return false;
+	}
 	/* the latest slot is at or before as_of, so any later one is after it */
 	ChainIdAndInstant(run, entered_slot_sql);
 	return true;
