@@ -514,18 +514,43 @@ SELECT count(*) FILTER (WHERE state = 'sent') || ' ' || count(*) FILTER (WHERE s
 
     # ---- 7. preview -----------------------------------------------------------
 
+    # what a timeline holds, hashed in order: (rows, instants with rows,
+    # applied, md5); %s is a query giving at, chain, member_id, task, event
+    TIMELINE_FP = """
+SELECT count(*) || ' ' || count(DISTINCT at) || ' ' || count(*) FILTER (WHERE event = 'applied')
+       || ' ' || md5(string_agg(format('%%s|%%s|%%s|%%s|%%s', at, chain, member_id, task, event),
+                                ',' ORDER BY at, chain, member_id, task, event))
+  FROM (%s) x;"""
+    PREVIEW_ROWS = ("SELECT at, chain, member_id, task, event"
+                    " FROM taskflow.preview(:'t0', :'t0'::timestamptz + interval '1 year')")
+    HISTORY_ROWS = ("SELECT at, chain_name AS chain, member_id, task_name AS task, event"
+                    " FROM taskflow.history"
+                    " WHERE at >= :'t0' AND at <= :'t0'::timestamptz + interval '1 year'")
+
+    def preview_limit(self):
+        """Seconds the preview (or its baseline) may take: at most
+        --preview-limit, and what is left of the budget."""
+        return int(max(30, min(self.args.preview_limit, self.left() - 20)))
+
     def bench_preview(self):
         a = self.args
         r = self.results.setdefault('preview', {'members': a.preview_members})
         self.say('7. preview: fixture (%s members, 5 chains)' % fmt(a.preview_members))
-        self.drop('b7')
-        self.pg.psql('postgres', 'CREATE DATABASE b7;\n')
-        self.pg.psql('b7', 'CREATE EXTENSION taskflow;\n')
-        self.pg.psql('b7', sqlfile('members.sql'), {'n': a.preview_members, 't0': T0})
-        self.pg.psql('b7', sqlfile('b7_fixture.sql'), {'t0': T0, 't1': T1})
-        self.settle('b7')
-        # bounded: a preview that does not finish in time is reported as such
-        limit = int(max(30, min(a.preview_limit, self.left() - 20)))
+        self.drop('b7_tpl')
+        self.pg.psql('postgres', 'CREATE DATABASE b7_tpl;\n')
+        self.pg.psql('b7_tpl', 'CREATE EXTENSION taskflow;\n')
+        self.pg.psql('b7_tpl', sqlfile('members.sql'), {'n': a.preview_members, 't0': T0})
+        self.pg.psql('b7_tpl', sqlfile('b7_fixture.sql'), {'t0': T0, 't1': T1})
+        self.settle('b7_tpl')
+        # the preview and the real run each start from a copy of it
+        self.clone('b7_tpl', 'b7')
+        self.clone('b7_tpl', 'b7_run')
+        self.pg.psql('b7_run', sqlfile('b7_run.sql'), {'entry_step': '1 day'})
+        self.settle('b7_run')
+
+        # the preview, bounded: one that does not finish in time is
+        # reported as such
+        limit = self.preview_limit()
         r['limit'] = limit
         try:
             wall, cpu, out = self.pg.timed('b7', """
@@ -539,19 +564,78 @@ SELECT count(*) || ' ' || count(DISTINCT at) || ' ' || count(*) FILTER (WHERE ev
             # and goes on, so the backend is terminated (DROP DATABASE … FORCE)
             r['timed_out'] = True
             self.say('    one year: did not finish in %d s (stopped)' % limit)
+            self.drop('b7')
         else:
             rows, instants, applied = (int(x) for x in out.split())
             r.update(wall=wall, cpu=cpu, rows=rows, instants=instants, applied=applied)
             self.say('    one year: %s timeline rows (%s applied) at %s instants in %.2f s'
                      ' (%.2f s CPU)' % (fmt(rows), fmt(applied), fmt(instants), wall, cpu))
-        self.drop('b7')
+
+        # the baseline: the same year run by the engine, committed after
+        # every instant as the scheduler does (bench/sql/b7_run.sql),
+        # bounded in the same way
+        limit = self.preview_limit()
+        r['run_limit'] = limit
+        self.say('7. baseline: the same year run by the engine, one transaction an instant')
+        try:
+            wall, cpu, out = self.pg.timed(
+                'b7_run', "CALL public.b7_run(:'t0', :'t0'::timestamptz + interval '1 year');",
+                {'t0': T0}, timeout=limit)
+        except PsqlError as e:
+            if 'timed out' not in str(e):
+                raise
+            # the CALL goes on without its client: stopped, then how far it
+            # got (every instant run was committed)
+            self.pg.psql('postgres', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                     " WHERE datname = 'b7_run' AND pid <> pg_backend_pid();\n")
+            wait_for(lambda: self.pg.value('postgres', "SELECT count(*) FROM pg_stat_activity"
+                                                       " WHERE datname = 'b7_run'") == '0', 30)
+            r['run_timed_out'] = True
+            r['run_reached'] = self.pg.value('b7_run', 'SELECT max(at) FROM taskflow.history;')
+            self.say('    did not finish in %d s (stopped; its history reaches %s)'
+                     % (limit, r['run_reached'] or 'nothing'))
+        else:
+            r.update(run_wall=wall, run_cpu=cpu, run_instants=int(out))
+            self.say('    %s instants run in %.2f s (%.2f s CPU)' % (fmt(int(out)), wall, cpu))
+            if 'wall' in r:
+                self.say('    preview / real run: %.2f (wall), %.2f (CPU)'
+                         % (r['wall'] / wall, r['cpu'] / cpu))
+
+        # the same timeline?  The preview's rows, hashed, come from a second,
+        # untimed preview (hashing 400,000 rows takes seconds, which the
+        # timed one should not include)
+        if 'wall' in r and 'run_wall' in r:
+            limit = self.preview_limit()
+            if limit < r['wall'] * 1.5:
+                self.say('    timelines not compared: the time budget was spent')
+            else:
+                fp_run = self.pg.value('b7_run', self.TIMELINE_FP % self.HISTORY_ROWS,
+                                       {'t0': T0})
+                self.say('    the real run\'s history (rows, instants, applied, md5): %s' % fp_run)
+                try:
+                    fp_preview = self.pg.value('b7', self.TIMELINE_FP % self.PREVIEW_ROWS,
+                                               {'t0': T0}, timeout=limit)
+                except PsqlError as e:
+                    if 'timed out' not in str(e):
+                        raise
+                    self.say('    timelines not compared: the second preview did not finish'
+                             ' in %d s' % limit)
+                else:
+                    r.update(fp_run=fp_run, fp_preview=fp_preview,
+                             same_timeline=fp_run == fp_preview)
+                    self.say('    the preview\'s timeline (rows, instants, applied, md5): %s'
+                             % fp_preview)
+                    self.say('    same timeline: %s' % r['same_timeline'])
+        for db in ('b7', 'b7_run', 'b7_tpl'):
+            self.drop(db)
 
     # ---- the run ---------------------------------------------------------------
 
     def run(self):
         a = self.args
         # the preview last, bounded by what is left of the budget (at most
-        # --preview-limit seconds): it is the one that may not finish
+        # --preview-limit seconds, and as much again for its baseline): it
+        # is the one that may not finish
         steps = [('base', self.make_base), ('entry', self.bench_entry),
                  ('idle', self.bench_idle_latency), ('delivery', self.bench_delivery),
                  ('step', self.bench_step), ('memory', self.bench_memory),
@@ -616,7 +700,8 @@ def main():
     p.add_argument('--memory-small', type=int, default=10000)
     p.add_argument('--preview-members', type=int, default=10000)
     p.add_argument('--preview-limit', type=int, default=300,
-                   help='seconds the preview may take before it is stopped')
+                   help='seconds the preview, and then its baseline (the same year'
+                        ' run by the engine), may each take before it is stopped')
     p.add_argument('--sink', help='smtp-sink binary')
     p.add_argument('--sink-libdir', default='')
     p.add_argument('--curl-baseline')
