@@ -21,6 +21,7 @@
 
 #include "anchor.h"
 #include "criteria.h"
+#include "preview_scope.h"
 #include "preview_watch.h"
 #include "privileges.h"
 #include "settings.h"
@@ -312,13 +313,13 @@ ChangedMembers(TaskflowRun run, bool finished_too, MemberSet *changed,
 	Datum		states[3];
 	TaskflowSavedUser saved;
 	char	   *anchor = run->chain->anchor_sql;
-	MemberSet	only = TaskflowWatchWrittenSince(run->chain->chain_id, 'c');
+	MemberSet	only = TaskflowScoped(TaskflowWatchWrittenSince(run->chain->chain_id, 'c'));
 	bool		isnull;
 	Datum		d;
 
 	if (only != NULL && only->count == 0)
 	{
-		/* a preview: no member was written since the last check */
+		/* a preview: no member (previewed) was written since the last check */
 		*changed = *lost = MemberSetEmpty();
 		return;
 	}

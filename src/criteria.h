@@ -30,6 +30,7 @@ extern void CriteriaEnvPop(int nest_level);
 /* criteria_hint.c */
 extern Node *CriteriaAnalyzeNormalized(const char *normalized, bool *has_sublinks);
 extern bool CriteriaReadsOnlyTheRow(const char *normalized);
+extern bool CriteriaReadsOnlyItsMember(const char *normalized);
 extern char *CriteriaIndexHint(const char *normalized);
 
 #endif							/* TASKFLOW_CRITERIA_H */

@@ -1,8 +1,9 @@
 /*
  * criteria_hint.c
  *		What the engine can learn from a saved criteria's normalized form
- *		before running it: the index ranges its day counts imply, and
- *		whether it reads anything but the member row.
+ *		before running it: the index ranges its day counts imply, whether
+ *		it reads anything but the member row, and whether it reads anything
+ *		but the data of its own member.
  *
  * A criteria such as "status = 'paid' AND days_since(joined_at) = 30" is
  * true of few members on any one day, but PostgreSQL cannot use the index
@@ -19,6 +20,8 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -69,6 +72,113 @@ CriteriaReadsOnlyTheRow(const char *normalized)
 	Node	   *expr = CriteriaAnalyzeNormalized(normalized, &has_sublinks);
 
 	return !has_sublinks && !contain_mutable_functions(expr);
+}
+
+/*
+ * The taskflow predicates that read rows of the member given as their first
+ * argument (its groups, events, payments).
+ */
+static const char *const member_keyed_predicates[] = {
+	"in_group", "event_count", "last_event_at", "paid_count", "last_payment_at",
+	"paid_within", "paid_for", "paid_for_month", NULL
+};
+
+/* The taskflow predicates that read only their arguments and the clock. */
+static const char *const clock_predicates[] = {
+	"clock", "days_since", "days_until", "days_until_anniversary", "within_next",
+	"within_last", "prop_date", NULL
+};
+
+/*
+ * InList says whether name is one of a NULL-terminated list.
+ */
+static bool
+InList(const char *name, const char *const *list)
+{
+	for (; *list; list++)
+		if (strcmp(name, *list) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * ReadsOtherRows says whether a function may read rows other than its
+ * arguments: anything volatile, a stable function outside pg_catalog
+ * other than the clock predicates, and pg_catalog's stable functions that
+ * read whole tables (table_to_xml and its kin).  Immutable functions are
+ * taken at their word.
+ */
+static bool
+ReadsOtherRows(Oid funcid, void *context)
+{
+	char		volatility = func_volatile(funcid);
+	Oid			namespace = get_func_namespace(funcid);
+	char	   *name;
+
+	if (volatility == PROVOLATILE_IMMUTABLE)
+		return false;
+	if (volatility == PROVOLATILE_VOLATILE)
+		return true;
+	name = get_func_name(funcid);
+	if (namespace == PG_CATALOG_NAMESPACE)
+		return strstr(name, "_to_xml") != NULL;
+	return namespace != get_namespace_oid("taskflow", false) ||
+		!InList(name, clock_predicates);
+}
+
+/*
+ * IsMemberId says whether an expression is the member row's member_id.
+ */
+static bool
+IsMemberId(Node *node)
+{
+	Var		   *var = (Var *) node;
+
+	return IsA(node, Var) && var->varlevelsup == 0 &&
+		var->varattno == get_attnum(get_relname_relid("member",
+													  get_namespace_oid("taskflow", false)),
+									"member_id");
+}
+
+/*
+ * ReadsOtherMembers is the expression walker of CriteriaReadsOnlyItsMember:
+ * true at the first node that may read another member's data.
+ */
+static bool
+ReadsOtherMembers(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink) || IsA(node, Query))
+		return true;
+	if (IsA(node, FuncExpr))
+	{
+		FuncExpr   *func = (FuncExpr *) node;
+
+		if (get_func_namespace(func->funcid) == get_namespace_oid("taskflow", false) &&
+			InList(get_func_name(func->funcid), member_keyed_predicates))
+			return list_length(func->args) < 1 || !IsMemberId(linitial(func->args)) ||
+				ReadsOtherMembers((Node *) list_delete_first(list_copy(func->args)), context);
+	}
+	if (check_functions_in_node(node, ReadsOtherRows, context))
+		return true;
+	return expression_tree_walker(node, ReadsOtherMembers, context);
+}
+
+/*
+ * CriteriaReadsOnlyItsMember says whether a criteria reads nothing but the
+ * data of the member it is evaluated for: its row, the clock, and its own
+ * groups, events and payments (the taskflow predicates given its
+ * member_id).  Whether such a criteria matches a member cannot depend on
+ * what happens to other members.
+ */
+bool
+CriteriaReadsOnlyItsMember(const char *normalized)
+{
+	bool		has_sublinks;
+	Node	   *expr = CriteriaAnalyzeNormalized(normalized, &has_sublinks);
+
+	return !has_sublinks && !ReadsOtherMembers(expr, NULL);
 }
 
 /*

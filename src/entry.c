@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "entry.h"
 #include "isolate.h"
+#include "preview_scope.h"
 #include "preview_watch.h"
 #include "privileges.h"
 #include "settings.h"
@@ -32,6 +33,10 @@ static const char *entry_slot_sql =
 static const char *entered_slot_sql =
 "UPDATE taskflow.chain c SET last_entry_at = $2"
 " WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
+
+/* their generic plans (run at every run of every chain) */
+static SPIPlanPtr entry_slot_plan = NULL;
+static SPIPlanPtr entered_slot_plan = NULL;
 
 /*
  * run as the owner: %s is the criteria, the index ranges its day counts
@@ -60,7 +65,7 @@ static const char *rearm_candidates_format =
 "   AND cm.state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'left']) AND NOT cm.rearmed"
 "   AND NOT EXISTS (SELECT FROM taskflow.member AS member"
 "                    WHERE member.member_id OPERATOR(pg_catalog.=) cm.member_id"
-"                      AND (%s\n))";
+"                      AND (%s\n)) %s";
 
 static const char *rearm_sql =
 "UPDATE taskflow.chain_member cm SET rearmed = true"
@@ -142,11 +147,15 @@ Rearm(TaskflowRun run, TaskflowStep first)
 	Datum		values[2];
 	TaskflowSavedUser saved;
 	MemberSet	ids;
+	MemberSet	scope = TaskflowPreviewScope();
 
 	values[0] = Int32GetDatum(run->chain->chain_id);
+	if (scope)
+		values[1] = MemberSetToDatum(scope);
 	TaskflowBecomeUser(run->chain->owner, &saved);
-	ids = TaskflowQueryMembers(psprintf(rearm_candidates_format, CriteriaOrTrue(run)),
-							   1, types, values, NULL);
+	ids = TaskflowQueryMembers(psprintf(rearm_candidates_format, CriteriaOrTrue(run),
+										scope ? WATCH_ONLY_MEMBERS("cm.member_id", 2) : ""),
+							   scope ? 2 : 1, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 	if (ids->count > 0)
 	{
@@ -160,10 +169,10 @@ Rearm(TaskflowRun run, TaskflowStep first)
 
 /*
  * ChainIdAndInstant runs a statement taking $1 chain id and $2 the run's
- * instant as the extension owner.
+ * instant as the extension owner, with its saved plan.
  */
 static void
-ChainIdAndInstant(TaskflowRun run, const char *sql)
+ChainIdAndInstant(TaskflowRun run, SPIPlanPtr *plan, const char *sql)
 {
 	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
 	Datum		values[2];
@@ -172,7 +181,7 @@ ChainIdAndInstant(TaskflowRun run, const char *sql)
 	values[0] = Int32GetDatum(run->chain->chain_id);
 	values[1] = TimestampTzGetDatum(run->as_of);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExec(sql, 2, types, values, NULL);
+	TaskflowExecSaved(plan, sql, 2, types, values, NULL);
 	TaskflowRestoreUser(&saved);
 }
 
@@ -185,7 +194,7 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 {
 	bool		isnull;
 
-	ChainIdAndInstant(run, entry_slot_sql);
+	ChainIdAndInstant(run, &entry_slot_plan, entry_slot_sql);
 	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	SPI_freetuptable(SPI_tuptable);
 	if (isnull)
@@ -205,6 +214,8 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 	run->entry_only = (run->chain->anchor_sql || run->chain->reentry != 'c') &&
 		TaskflowWatchTimeless(CriteriaOrTrue(run))
 		? TaskflowWatchWrittenSince(run->chain->chain_id, 'e') : NULL;
+	/* and a preview of a few members looks only at them (preview_scope.c) */
+	run->entry_only = TaskflowScoped(run->entry_only);
 	/* (a preview with no member written since the last check has none) */
 	if (run->entry_only == NULL || run->entry_only->count > 0)
 	{
@@ -214,6 +225,6 @@ TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts)
 			return false;
 	}
 	/* the latest slot is at or before as_of, so any later one is after it */
-	ChainIdAndInstant(run, entered_slot_sql);
+	ChainIdAndInstant(run, &entered_slot_plan, entered_slot_sql);
 	return true;
 }

@@ -116,3 +116,30 @@ MemberSetMinus(MemberSet a, MemberSet b)
 	}
 	return result;
 }
+
+/*
+ * MemberSetIntersect returns the members in both a and b (both sorted).
+ */
+MemberSet
+MemberSetIntersect(MemberSet a, MemberSet b)
+{
+	MemberSet	result = MemberSetEmpty();
+	int			i = 0;
+	int			j = 0;
+
+	result->ids = palloc(sizeof(int64) * Max(Min(a->count, b->count), 1));
+	while (i < a->count && j < b->count)
+	{
+		if (a->ids[i] < b->ids[j])
+			i++;
+		else if (a->ids[i] > b->ids[j])
+			j++;
+		else
+		{
+			result->ids[result->count++] = a->ids[i];
+			i++;
+			j++;
+		}
+	}
+	return result;
+}

@@ -20,6 +20,7 @@ extern MemberSet MemberSetFromIds(int64 *ids, int n);
 extern MemberSet MemberSetFromDatum(Datum array, bool isnull);
 extern Datum MemberSetToDatum(MemberSet set);
 extern MemberSet MemberSetMinus(MemberSet a, MemberSet b);
+extern MemberSet MemberSetIntersect(MemberSet a, MemberSet b);
 extern MemberSet MemberSetEmpty(void);
 
 #endif							/* TASKFLOW_MEMBERSET_H */

@@ -36,6 +36,8 @@
 #include "utils/timestamp.h"
 
 #include "engine.h"
+#include "memberset.h"
+#include "preview_scope.h"
 #include "preview_watch.h"
 #include "privileges.h"
 #include "spi_util.h"
@@ -73,42 +75,49 @@ static const char *last_ids_sql =
 /*
  * What happened in the simulation, in order: the history rows after $1 for
  * the members of $3 (NULL: all), with the subject of any message, and the
- * batches that failed (chain_error rows after $2, whatever the members).
+ * batches that failed (chain_error rows after $2: those of a batch, and
+ * those of a member of $3 its batch was narrowed down to).
  * Read once, when the simulation ends (the member's name is as of then):
  * read after every instant, the query was planned each time with the
  * statistics of before the simulation, and a plan that read the whole
  * history made a year of 10,000 members take minutes.  The subject is a
  * subquery on the outbox's unique key, not a join, for the same reason.
  */
-static const char *happened_sql =
-"SELECT x.at, x.chain, x.member_id, x.member_name, x.task, x.event, x.changes, x.subject"
-"  FROM (SELECT h.at, 0 AS source, h.history_id AS id, h.chain_name AS chain, h.member_id,"
-"               m.name AS member_name, h.task_name AS task, h.event,"
-"               CASE WHEN h.event OPERATOR(pg_catalog.=) 'applied' THEN t.actions"
-"                    ELSE h.detail END AS changes,"
-"               (SELECT o.subject FROM taskflow.outbox o"
-"                 WHERE h.event OPERATOR(pg_catalog.=) 'applied'"
-"                   AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id"
-"                   AND o.member_id OPERATOR(pg_catalog.=) h.member_id"
-"                   AND o.iteration OPERATOR(pg_catalog.=) h.iteration"
-"                   AND o.step_id OPERATOR(pg_catalog.=) h.step_id) AS subject"
-"          FROM taskflow.history h"
-"          JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) h.member_id"
-"          LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) h.step_id"
-"          LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
-"         WHERE h.history_id OPERATOR(pg_catalog.>) $1"
-"           AND ($3 IS NULL OR h.member_id OPERATOR(pg_catalog.=) ANY ($3))"
-"        UNION ALL"
-"        SELECT e.at, 1, e.error_id, c.name, NULL::bigint, NULL::text, t.name, 'error',"
-"               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('sqlstate', e.sqlstate,"
-"                   'error', e.message, 'detail', e.detail, 'hint', e.hint)),"
-"               NULL::text"
-"          FROM taskflow.chain_error e"
-"          JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) e.chain_id"
-"          LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) e.step_id"
-"          LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
-"         WHERE e.error_id OPERATOR(pg_catalog.>) $2) x"
-" ORDER BY x.at, x.source, x.id";
+#define HAPPENED_SQL(member) \
+"SELECT x.at, x.chain, x.member_id, x.member_name, x.task, x.event, x.changes, x.subject" \
+"  FROM (SELECT h.at, 0 AS source, h.history_id AS id, h.chain_name AS chain, h.member_id," \
+"               m.name AS member_name, h.task_name AS task, h.event," \
+"               CASE WHEN h.event OPERATOR(pg_catalog.=) 'applied' THEN t.actions" \
+"                    ELSE h.detail END AS changes," \
+"               (SELECT o.subject FROM taskflow.outbox o" \
+"                 WHERE h.event OPERATOR(pg_catalog.=) 'applied'" \
+"                   AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id" \
+"                   AND o.member_id OPERATOR(pg_catalog.=) h.member_id" \
+"                   AND o.iteration OPERATOR(pg_catalog.=) h.iteration" \
+"                   AND o.step_id OPERATOR(pg_catalog.=) h.step_id) AS subject" \
+"          FROM taskflow.history h" \
+"          JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) h.member_id" \
+"          LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) h.step_id" \
+"          LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id" \
+"         WHERE h.history_id OPERATOR(pg_catalog.>) $1" \
+"           AND ($3 IS NULL OR h.member_id OPERATOR(pg_catalog.=) ANY ($3))" \
+"        UNION ALL" \
+"        SELECT e.at, 1, e.error_id, c.name, " member ", em.name, t.name, 'error'," \
+"               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('sqlstate', e.sqlstate," \
+"                   'error', e.message, 'detail', e.detail, 'hint', e.hint))," \
+"               NULL::text" \
+"          FROM taskflow.chain_error e" \
+"          JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) e.chain_id" \
+"          LEFT JOIN taskflow.chain_step s ON s.step_id OPERATOR(pg_catalog.=) e.step_id" \
+"          LEFT JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id" \
+"          LEFT JOIN taskflow.member em ON em.member_id OPERATOR(pg_catalog.=) " member \
+"         WHERE e.error_id OPERATOR(pg_catalog.>) $2" \
+"           AND ($3 IS NULL OR " member " IS NULL OR " member " OPERATOR(pg_catalog.=) ANY ($3))) x" \
+" ORDER BY x.at, x.source, x.id"
+static const char *happened_sql = HAPPENED_SQL("e.member_id");
+
+/* (a database still at 0.1, whose errors have no member) */
+static const char *happened_sql_0_1 = HAPPENED_SQL("NULL::bigint");
 
 /* (a database still at 0.1, which has no _next_wakeup) */
 static const char *next_sql_0_1 = "SELECT taskflow.next_wakeup($1)";
@@ -129,25 +138,47 @@ static const char *next_sql_0_1 = "SELECT taskflow.next_wakeup($1)";
  * reason: joined, the history rows were found through the chain's index,
  * all of the chain's history at every instant.
  */
-static const char *next_sql =
-"SELECT LEAST(taskflow._next_wakeup($1, $1),"
-"  (SELECT $1 FROM taskflow.history h,"
-"          LATERAL (SELECT cm.state, cm.checked_at, cm.due_at FROM taskflow.chain_member cm"
-"                    WHERE cm.chain_id OPERATOR(pg_catalog.=) h.chain_id"
-"                      AND cm.member_id OPERATOR(pg_catalog.=) h.member_id OFFSET 0) cm"
-"    WHERE h.history_id OPERATOR(pg_catalog.>) $2 AND h.history_id OPERATOR(pg_catalog.<=) $3"
-"      AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL"
-"      AND cm.due_at OPERATOR(pg_catalog.<=) $1"
-"      AND (SELECT c.enabled AND c.paused_reason IS NULL"
-"                  AND c.consecutive_failures OPERATOR(pg_catalog.=) 0"
-"             FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) h.chain_id)"
-"    LIMIT 1))";
+#define NEXT_DUE "taskflow._next_wakeup($1, $1)"
+#define STILL_DUE \
+"  (SELECT $1 FROM taskflow.history h," \
+"          LATERAL (SELECT cm.state, cm.checked_at, cm.due_at FROM taskflow.chain_member cm" \
+"                    WHERE cm.chain_id OPERATOR(pg_catalog.=) h.chain_id" \
+"                      AND cm.member_id OPERATOR(pg_catalog.=) h.member_id OFFSET 0) cm" \
+"    WHERE h.history_id OPERATOR(pg_catalog.>) $2 AND h.history_id OPERATOR(pg_catalog.<=) $3" \
+"      AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL" \
+"      AND cm.due_at OPERATOR(pg_catalog.<=) $1" \
+"      AND (SELECT c.enabled AND c.paused_reason IS NULL" \
+"                  AND c.consecutive_failures OPERATOR(pg_catalog.=) 0" \
+"             FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) h.chain_id)" \
+"    LIMIT 1)"
+static const char *next_sql = "SELECT LEAST(" NEXT_DUE "," STILL_DUE ")";
 
 /*
  * The next instant after $1 anything is due, when the run at $1 left
  * nothing due (it placed no member due at $1 or before: preview_watch.c)
  */
-static const char *next_later_sql = "SELECT taskflow._next_wakeup($1, $1)";
+static const char *next_later_sql = "SELECT LEAST(" NEXT_DUE ")";
+
+/*
+ * A scoped preview's (preview_scope.c) next instants: what is due for a
+ * chain (_next_wakeup counting no member), or for a member previewed ($4),
+ * after $1; the others' steps do not stop its clock.  The members are
+ * looked up by their key (OFFSET 0): a plan reading the due index in order
+ * for the earliest read the entries of every other member first.
+ */
+#define NEXT_DUE_SCOPED \
+"taskflow._next_wakeup($1, 'infinity')," \
+"  (SELECT pg_catalog.min(cm.due_at)" \
+"     FROM (SELECT cm.chain_id, cm.state, cm.checked_at, cm.due_at" \
+"             FROM taskflow.chain_member cm" \
+"            WHERE cm.member_id OPERATOR(pg_catalog.=) ANY ($4) OFFSET 0) cm" \
+"    WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL" \
+"      AND cm.due_at OPERATOR(pg_catalog.>) $1" \
+"      AND (SELECT c.enabled AND c.paused_reason IS NULL" \
+"                  AND c.consecutive_failures OPERATOR(pg_catalog.=) 0" \
+"             FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id))"
+static const char *next_scoped_sql = "SELECT LEAST(" NEXT_DUE_SCOPED "," STILL_DUE ")";
+static const char *next_later_scoped_sql = "SELECT LEAST(" NEXT_DUE_SCOPED ")";
 
 /*
  * The newest history id drawn (0: none), from the sequence: the preview
@@ -235,10 +266,11 @@ LastIds(PreviewArgs *args)
 }
 
 /*
- * Collect copies what happened in the simulation into the result.
+ * Collect copies what happened in the simulation into the result (at_0_2:
+ * the database is at 0.2 or later).
  */
 static void
-Collect(PreviewArgs *args)
+Collect(PreviewArgs *args, bool at_0_2)
 {
 	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
 	Datum		values[3] = {Int64GetDatum(args->last_history),
@@ -246,7 +278,7 @@ Collect(PreviewArgs *args)
 	char		nulls[3] = {' ', ' ', args->members ? ' ' : 'n'};
 	uint64		i;
 
-	TaskflowExec(happened_sql, 3, types, values, nulls);
+	TaskflowExec(at_0_2 ? happened_sql : happened_sql_0_1, 3, types, values, nulls);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		Datum		row[8];
@@ -287,18 +319,22 @@ static TimestampTz
 NextInstant(TimestampTz t, int64 history_before, int64 history_after,
 			bool has_next_wakeup)
 {
-	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
-	Datum		values[3] = {TimestampTzGetDatum(t), Int64GetDatum(history_before),
-	Int64GetDatum(history_after)};
+	Oid			types[4] = {TIMESTAMPTZOID, INT8OID, INT8OID, INT8ARRAYOID};
+	Datum		values[4] = {TimestampTzGetDatum(t), Int64GetDatum(history_before),
+	Int64GetDatum(history_after), (Datum) 0};
+	MemberSet	scope = TaskflowPreviewScope();
+	bool		later = TaskflowWatchEarliestPlaced() > t;
 	bool		isnull;
 	TimestampTz next;
 
-	if (has_next_wakeup && TaskflowWatchEarliestPlaced() > t)
-		TaskflowExec(next_later_sql, 1, types, values, NULL);
-	else if (has_next_wakeup)
-		TaskflowExec(next_sql, 3, types, values, NULL);
-	else
+	if (scope)
+		values[3] = MemberSetToDatum(scope);
+	if (!has_next_wakeup)
 		TaskflowExec(next_sql_0_1, 1, types, values, NULL);
+	else if (scope)
+		TaskflowExec(later ? next_later_scoped_sql : next_scoped_sql, 4, types, values, NULL);
+	else
+		TaskflowExec(later ? next_later_sql : next_sql, 3, types, values, NULL);
 	next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
@@ -324,6 +360,7 @@ Simulate(PreviewArgs *args)
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	PrepareWorld(args);
 	LastIds(args);
+	TaskflowPreviewScopeBegin(args->members ? MemberSetFromDatum(args->members, false) : NULL);
 	TaskflowRestoreUser(&saved);
 	history_after = args->last_history;
 	while (t != 0 && t <= args->to)
@@ -344,7 +381,7 @@ Simulate(PreviewArgs *args)
 		TaskflowRestoreUser(&saved);
 	}
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	Collect(args);
+	Collect(args, has_next_wakeup);
 	TaskflowRestoreUser(&saved);
 }
 
@@ -397,6 +434,7 @@ RunRolledBack(PreviewArgs *args, bool guarded)
 		Simulate(args);
 		SPI_finish();
 		TaskflowWatchEnd();
+		TaskflowPreviewScopeEnd();
 		taskflow_unguarded_units = false;
 		taskflow_previewing = false;
 	}
@@ -405,6 +443,7 @@ RunRolledBack(PreviewArgs *args, bool guarded)
 		ErrorData  *edata;
 
 		TaskflowWatchEnd();
+		TaskflowPreviewScopeEnd();
 		taskflow_unguarded_units = false;
 		taskflow_previewing = false;
 		MemoryContextSwitchTo(oldcxt);

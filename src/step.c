@@ -18,6 +18,8 @@
 
 #include "actions.h"
 #include "anchor.h"
+#include "preview_scope.h"
+#include "preview_watch.h"
 #include "privileges.h"
 #include "settings.h"
 #include "spi_util.h"
@@ -33,32 +35,38 @@
  * walking again past the index entries of the members already moved on in
  * this transaction.  Returns the members to apply the step to, those who had
  * it applied in their current iteration already (possible after the chain's
- * steps were reordered), and the batch's last (due_at, member_id).
+ * steps were reordered), and the batch's last (due_at, member_id).  "only"
+ * narrows it further.
  */
-static const char *due_sql =
-"WITH d AS MATERIALIZED ("
-" SELECT cm.member_id, cm.due_at, cm.iteration FROM taskflow.chain_member cm"
-"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.step_id OPERATOR(pg_catalog.=) $3"
-"    AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.due_at OPERATOR(pg_catalog.<=) $2"
-"    AND (cm.due_at, cm.member_id) OPERATOR(pg_catalog.>) ($10::timestamptz, $11::int8)"
-"    AND (cm.checked_at IS NULL OR cm.checked_at OPERATOR(pg_catalog.<) $2)"
-"  ORDER BY cm.due_at, cm.member_id LIMIT $9"
-"  FOR UPDATE OF cm SKIP LOCKED)"
-"SELECT pg_catalog.array_agg(x.member_id) FILTER (WHERE NOT x.applied),"
-"       pg_catalog.array_agg(x.member_id) FILTER (WHERE x.applied),"
-"       (SELECT l.due_at FROM d l ORDER BY l.due_at DESC, l.member_id DESC LIMIT 1),"
-"       (SELECT l.member_id FROM d l ORDER BY l.due_at DESC, l.member_id DESC LIMIT 1)"
-"  FROM (SELECT d.member_id,"
-"               EXISTS (SELECT FROM taskflow.history h"
-"                        WHERE h.chain_id OPERATOR(pg_catalog.=) $1"
-"                          AND h.member_id OPERATOR(pg_catalog.=) d.member_id"
-"                          AND h.iteration OPERATOR(pg_catalog.=) d.iteration"
-"                          AND h.step_id OPERATOR(pg_catalog.=) $3"
-"                          AND h.event OPERATOR(pg_catalog.=) 'applied') AS applied"
-"          FROM d) x";
+#define DUE_SQL(only) \
+"WITH d AS MATERIALIZED (" \
+" SELECT cm.member_id, cm.due_at, cm.iteration FROM taskflow.chain_member cm" \
+"  WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.step_id OPERATOR(pg_catalog.=) $3" \
+"    AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.due_at OPERATOR(pg_catalog.<=) $2" \
+"    AND (cm.due_at, cm.member_id) OPERATOR(pg_catalog.>) ($10::timestamptz, $11::int8)" \
+"    AND (cm.checked_at IS NULL OR cm.checked_at OPERATOR(pg_catalog.<) $2) " only \
+"  ORDER BY cm.due_at, cm.member_id LIMIT $9" \
+"  FOR UPDATE OF cm SKIP LOCKED)" \
+"SELECT pg_catalog.array_agg(x.member_id) FILTER (WHERE NOT x.applied)," \
+"       pg_catalog.array_agg(x.member_id) FILTER (WHERE x.applied)," \
+"       (SELECT l.due_at FROM d l ORDER BY l.due_at DESC, l.member_id DESC LIMIT 1)," \
+"       (SELECT l.member_id FROM d l ORDER BY l.due_at DESC, l.member_id DESC LIMIT 1)" \
+"  FROM (SELECT d.member_id," \
+"               EXISTS (SELECT FROM taskflow.history h" \
+"                        WHERE h.chain_id OPERATOR(pg_catalog.=) $1" \
+"                          AND h.member_id OPERATOR(pg_catalog.=) d.member_id" \
+"                          AND h.iteration OPERATOR(pg_catalog.=) d.iteration" \
+"                          AND h.step_id OPERATOR(pg_catalog.=) $3" \
+"                          AND h.event OPERATOR(pg_catalog.=) 'applied') AS applied" \
+"          FROM d) x"
+static const char *due_sql = DUE_SQL("");
 
-/* due_sql's generic plan (its plan does not depend on the values) */
+/* a scoped preview's (preview_scope.c): only the members of $4 */
+static const char *due_scoped_sql = DUE_SQL(WATCH_ONLY_MEMBERS("cm.member_id", 4));
+
+/* their generic plans (their plans do not depend on the values) */
 static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr due_scoped_plan = NULL;
 
 static const char *enter_sql =
 "WITH e AS ("
@@ -406,6 +414,7 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	TupleDesc	desc;
 	Datum		d;
 	bool		isnull;
+	MemberSet	scope = TaskflowPreviewScope();
 
 	values[0] = Int32GetDatum(run->chain->chain_id);
 	values[1] = TimestampTzGetDatum(run->as_of);
@@ -414,7 +423,14 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	values[9] = TimestampTzGetDatum(run->due_after_at);
 	values[10] = Int64GetDatum(run->due_after_id);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	TaskflowExecSaved(&due_plan, due_sql, DUE_NARGS, types, values, nulls);
+	if (scope)
+	{
+		values[3] = MemberSetToDatum(scope);
+		nulls[3] = ' ';
+		TaskflowExecSaved(&due_scoped_plan, due_scoped_sql, DUE_NARGS, types, values, nulls);
+	}
+	else
+		TaskflowExecSaved(&due_plan, due_sql, DUE_NARGS, types, values, nulls);
 	TaskflowRestoreUser(&saved);
 	row = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
