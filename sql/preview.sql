@@ -409,6 +409,30 @@ SELECT taskflow.next_wakeup(t) IS NOT DISTINCT FROM taskflow._next_wakeup(t, '-i
          >= taskflow._next_wakeup(t, t) AS after_only
   FROM (VALUES (timestamptz '2027-05-22 12:00+09'), ('2027-06-30 00:00+09')) v(t);
 
+---------------------------------------------------------------- the first entry check
+-- The first entry check of a range counts what the worker's would, with
+-- the chain's own entry interval (here the default, 5 minutes): an anchor
+-- step missed earlier today still counts, one missed yesterday does not
+-- (the member enters at the next step), as explain() says; only the later
+-- checks are made every entry_step.  望月's first step was due yesterday at
+-- 18:00, 早川's is due today at 18:00.
+SELECT pg_temp.task('更新3日前', '{{name}}様、有効期限の3日前です');
+SELECT pg_temp.task('更新2日前', '{{name}}様、有効期限の2日前です');
+SELECT taskflow.create_chain('更新前', ARRAY['更新3日前', '更新2日前'], anchor => 'expires_at',
+	offsets => ARRAY['-3 days at 18:00', '-2 days at 18:00'], activation => 'existing',
+	time_zone => 'Asia/Tokyo');
+INSERT INTO taskflow.member (external_id, email, name, status, joined_at, expires_at) VALUES
+	('p-21', 'mochizuki@example.jp', '望月咲', 'paid', '2026-07-03 10:00+09', '2027-07-03 10:00+09'),
+	('p-22', 'hayakawa@example.jp', '早川純', 'paid', '2026-07-04 10:00+09', '2027-07-04 10:00+09');
+SELECT m.name, e.task, to_char(e.due_at, 'MM-DD HH24:MI') AS due
+  FROM taskflow.member m, LATERAL taskflow.explain(m.member_id, '2027-07-01 12:00+09') e
+ WHERE m.external_id IN ('p-21', 'p-22') AND e.chain = '更新前'
+ ORDER BY m.member_id;
+SELECT to_char(at, 'MM-DD HH24:MI') AS at, member_name, task, event
+  FROM taskflow.preview('2027-07-01 12:00+09', '2027-07-03 00:00+09', '更新前',
+	member_ids => (SELECT array_agg(member_id) FROM taskflow.member WHERE external_id IN ('p-21', 'p-22')))
+ ORDER BY at, member_id, event;
+
 ---------------------------------------------------------------- clean up
 RESET taskflow.as_of;
 DROP EXTENSION taskflow CASCADE;

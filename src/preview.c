@@ -53,11 +53,21 @@ static const char *restart_sequences_sql =
 "       s.sequencename, COALESCE(s.last_value OPERATOR(pg_catalog.+) 1, s.start_value))"
 "  FROM pg_catalog.pg_sequences s WHERE s.schemaname OPERATOR(pg_catalog.=) 'taskflow'";
 
-/* entry checks of "always" and anchor chains at most every $1, the first at the start */
+/* the first entry check of "always" and anchor chains at the start */
+static const char *first_entry_check_sql =
+"UPDATE taskflow.chain c SET last_entry_at = NULL"
+" WHERE c.schedule OPERATOR(pg_catalog.<>) 'daily' AND c.last_entry_at IS NOT NULL";
+
+/*
+ * after it, their entry checks at most every $1.  Not before: an anchor
+ * chain's entry interval is also how far back a step missed counts at an
+ * entry check (anchor_entry_floor), and the first check must count what
+ * the worker's would, as explain() does.
+ */
 static const char *coarsen_sql =
 "UPDATE taskflow.chain c SET entry_interval = GREATEST(COALESCE(c.entry_interval,"
-"       pg_catalog.current_setting('taskflow.entry_interval')::interval), $1),"
-"       last_entry_at = CASE WHEN c.schedule OPERATOR(pg_catalog.=) 'daily' THEN c.last_entry_at END";
+"       pg_catalog.current_setting('taskflow.entry_interval')::interval), $1)"
+" WHERE c.schedule OPERATOR(pg_catalog.<>) 'daily'";
 
 /* only the chains previewed run: $1 the chain named (NULL: all), $2 the caller */
 static const char *only_previewed_sql =
@@ -208,8 +218,8 @@ typedef struct PreviewArgs
 
 /*
  * PrepareWorld makes the subtransaction's world: sequences restarted,
- * entry checks coarsened, chains not previewed off, the hypothetical
- * member added (and watched).  Runs as the extension owner.
+ * the first entry checks at the start, chains not previewed off, the
+ * hypothetical member added (and watched).  Runs as the extension owner.
  */
 static void
 PrepareWorld(PreviewArgs *args)
@@ -227,9 +237,7 @@ PrepareWorld(PreviewArgs *args)
 	for (i = 0; i < n; i++)
 		TaskflowExec(SPI_getvalue(stmts->vals[i], stmts->tupdesc, 1), 0, NULL,
 					 NULL, NULL);
-	types[0] = INTERVALOID;
-	values[0] = args->entry_step;
-	TaskflowExec(coarsen_sql, 1, types, values, NULL);
+	TaskflowExec(first_entry_check_sql, 0, NULL, NULL, NULL);
 	types[0] = TEXTOID;
 	values[0] = args->chain ? CStringGetTextDatum(args->chain) : (Datum) 0;
 	types[1] = OIDOID;
@@ -246,6 +254,20 @@ PrepareWorld(PreviewArgs *args)
 														1, INT8OID, 8, FLOAT8PASSBYVAL,
 														TYPALIGN_DOUBLE));
 	}
+}
+
+/*
+ * CoarsenEntryChecks makes the entry checks of "always" and anchor chains
+ * every entry_step (after the first, at the start).  Runs as the extension
+ * owner.
+ */
+static void
+CoarsenEntryChecks(PreviewArgs *args)
+{
+	Oid			types[1] = {INTERVALOID};
+	Datum		values[1] = {args->entry_step};
+
+	TaskflowExec(coarsen_sql, 1, types, values, NULL);
 }
 
 /*
@@ -375,6 +397,8 @@ Simulate(PreviewArgs *args)
 		TaskflowWatchPlacedFrom();
 		TaskflowRunAll(args->caller, args->chain, t, NULL, NULL);
 		TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+		if (runs == 1)
+			CoarsenEntryChecks(args);
 		if (has_next_wakeup)
 			history_after = NewestHistory();
 		t = NextInstant(t, history_before, history_after, has_next_wakeup);
