@@ -626,8 +626,44 @@ SELECT count(*) || ' ' || count(DISTINCT at) || ' ' || count(*) FILTER (WHERE ev
                     self.say('    the preview\'s timeline (rows, instants, applied, md5): %s'
                              % fp_preview)
                     self.say('    same timeline: %s' % r['same_timeline'])
+        if 'wall' in r:
+            self.bench_preview_few(r)
         for db in ('b7', 'b7_run', 'b7_tpl'):
             self.drop(db)
+
+    # three members of the fixture, and the hypothetical member previewed alone
+    FEW = '{5,77,4242}'
+    HYPOTHETICAL = ('{"name": "見込み客", "email": "prospect@example.jp", "status": "trial",'
+                    ' "expires_at": "2026-12-01 00:00+09"}')
+
+    def bench_preview_few(self, r):
+        """A year previewed for three members, and for a hypothetical one:
+        the simulation narrowed to them (src/preview_scope.c); the three
+        members' rows checked against the real run's history."""
+        limit = self.preview_limit()
+        self.say('7. preview of a few members: three of the fixture, then a hypothetical one')
+        wall, cpu, out = self.pg.timed('b7', """
+SELECT count(*) FROM taskflow.preview(:'t0', :'t0'::timestamptz + interval '1 year',
+                                      member_ids => :'few'::bigint[]);""",
+                                       {'t0': T0, 'few': self.FEW}, timeout=limit)
+        r.update(few_wall=wall, few_cpu=cpu, few_rows=int(out))
+        self.say('    three members: %s rows in %.2f s (%.2f s CPU)' % (out, wall, cpu))
+        wall, cpu, out = self.pg.timed('b7', """
+SELECT count(*) FROM taskflow.preview(:'t0', :'t0'::timestamptz + interval '1 year',
+                                      hypothetical => :'h'::jsonb);""",
+                                       {'t0': T0, 'h': self.HYPOTHETICAL}, timeout=limit)
+        r.update(one_wall=wall, one_cpu=cpu, one_rows=int(out))
+        self.say('    a hypothetical member: %s rows in %.2f s (%.2f s CPU)' % (out, wall, cpu))
+        if 'run_wall' in r:
+            few_preview = self.pg.value('b7', self.TIMELINE_FP % (
+                "SELECT at, chain, member_id, task, event FROM taskflow.preview(:'t0',"
+                " :'t0'::timestamptz + interval '1 year', member_ids => :'few'::bigint[])"),
+                {'t0': T0, 'few': self.FEW}, timeout=limit)
+            few_run = self.pg.value('b7_run', self.TIMELINE_FP % (
+                self.HISTORY_ROWS + " AND member_id = ANY (:'few'::bigint[])"),
+                {'t0': T0, 'few': self.FEW})
+            r['few_same'] = few_preview == few_run
+            self.say('    the three members\' rows as in the real run: %s' % r['few_same'])
 
     # ---- the run ---------------------------------------------------------------
 

@@ -390,6 +390,10 @@ class Report:
         caveat = ('' if same else ' (timelines not compared)' if same is None
                   else ' (the timelines differ)')
         self.w('| 7 | | | | | ≤ 1.5× the year actually run | %s%s |' % (verdict(ok), caveat))
+        if 'few_wall' in p:
+            self.w('| 7 | preview, 1 year × 3 of the %s members | %s s | the whole preview, %s s'
+                   ' | %s× | | |' % (fmt(p['members']), fmt(p['few_wall'], 2), fmt(p['wall'], 2),
+                                    fmt(p['few_wall'] / p['wall'], 2)))
 
     def preview(self):
         p = self.r.get('preview')
@@ -439,3 +443,17 @@ class Report:
             self.w('(rows, instants with a row, applied, md5: real run `%s`, preview `%s`).'
                    % (p['fp_run'], p['fp_preview']))
         self.w()
+        if 'few_wall' in p:
+            self.w('A few members: the same year previewed for three members (`member_ids =>'
+                   ' \'%s\'`;' % self.b.FEW)
+            self.w('their criteria read only their own data, so only they are simulated,')
+            self.w('[preview.md](preview.md#previewing-a-few-members)): %s rows in **%s s**'
+                   ' (%s s CPU);' % (fmt(p['few_rows']), fmt(p['few_wall'], 2),
+                                    fmt(p['few_cpu'], 2)))
+            self.w('for a hypothetical member (`%s`): %s rows in **%s s** (%s s CPU).'
+                   % (self.b.HYPOTHETICAL, fmt(p['one_rows']), fmt(p['one_wall'], 2),
+                      fmt(p['one_cpu'], 2)))
+            if 'few_same' in p:
+                self.w('The three members\' rows are those of the real run\'s history: **%s**.'
+                       % ('yes' if p['few_same'] else 'no'))
+            self.w()
