@@ -132,6 +132,12 @@ static const char *happened_sql_0_1 = HAPPENED_SQL("NULL::bigint");
 /* (a database still at 0.1, which has no _next_wakeup) */
 static const char *next_sql_0_1 = "SELECT taskflow.next_wakeup($1)";
 
+/* the chain of id x is on, not paused and not failing (a filter, not a join) */
+#define CHAIN_RUNS(x) \
+"(SELECT c.enabled AND c.paused_reason IS NULL" \
+"        AND c.consecutive_failures OPERATOR(pg_catalog.=) 0" \
+"   FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) " x ")"
+
 /*
  * The next instant after $1 anything is due.  Every step the simulation
  * applied left index entries behind (its transaction never ends), all due
@@ -157,9 +163,7 @@ static const char *next_sql_0_1 = "SELECT taskflow.next_wakeup($1)";
 "    WHERE h.history_id OPERATOR(pg_catalog.>) $2 AND h.history_id OPERATOR(pg_catalog.<=) $3" \
 "      AND cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL" \
 "      AND cm.due_at OPERATOR(pg_catalog.<=) $1" \
-"      AND (SELECT c.enabled AND c.paused_reason IS NULL" \
-"                  AND c.consecutive_failures OPERATOR(pg_catalog.=) 0" \
-"             FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) h.chain_id)" \
+"      AND " CHAIN_RUNS("h.chain_id") \
 "    LIMIT 1)"
 static const char *next_sql = "SELECT LEAST(" NEXT_DUE "," STILL_DUE ")";
 
@@ -184,9 +188,7 @@ static const char *next_later_sql = "SELECT LEAST(" NEXT_DUE ")";
 "            WHERE cm.member_id OPERATOR(pg_catalog.=) ANY ($4) OFFSET 0) cm" \
 "    WHERE cm.state OPERATOR(pg_catalog.=) 'waiting' AND cm.checked_at IS NULL" \
 "      AND cm.due_at OPERATOR(pg_catalog.>) $1" \
-"      AND (SELECT c.enabled AND c.paused_reason IS NULL" \
-"                  AND c.consecutive_failures OPERATOR(pg_catalog.=) 0" \
-"             FROM taskflow.chain c WHERE c.chain_id OPERATOR(pg_catalog.=) cm.chain_id))"
+"      AND " CHAIN_RUNS("cm.chain_id") ")"
 static const char *next_scoped_sql = "SELECT LEAST(" NEXT_DUE_SCOPED "," STILL_DUE ")";
 static const char *next_later_scoped_sql = "SELECT LEAST(" NEXT_DUE_SCOPED ")";
 
