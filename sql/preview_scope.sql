@@ -146,6 +146,19 @@ SELECT shown, simulated, shown < simulated AS everyone FROM pg_temp.previewed(AR
 SELECT pg_temp.differences(ARRAY[5]::bigint[]) AS differences;
 SELECT taskflow.drop_chain('サロン仲間');
 
+-- 5. a criteria that no longer works (the function it calls was dropped):
+--    the preview is not refused, it simulates everyone and shows the
+--    chain's errors, as the engine would record them
+CREATE FUNCTION public.preview_scope_vip(id bigint) RETURNS boolean
+LANGUAGE sql IMMUTABLE RETURN id % 2 = 0;
+SELECT pg_temp.task('VIP案内', '{{name}}様、VIP特典のご案内', $$public.preview_scope_vip(member_id)$$);
+SELECT taskflow.create_chain('VIP', ARRAY['VIP案内'], schedule => 'daily at 15:00', time_zone => 'Asia/Tokyo');
+DROP FUNCTION public.preview_scope_vip(bigint);
+SELECT shown, simulated FROM pg_temp.previewed(ARRAY[4]::bigint[]);
+SELECT to_char(at, 'MM-DD HH24:MI') AS at, chain, member_name, event, changes->>'sqlstate' AS sqlstate
+  FROM previewed WHERE chain = 'VIP' ORDER BY at LIMIT 3;
+SELECT taskflow.drop_chain('VIP');
+
 -- nothing was left behind
 SELECT count(*) AS history, (SELECT count(*) FROM taskflow.outbox) AS outbox,
 	   (SELECT count(*) FROM taskflow.chain_member) AS chain_member,

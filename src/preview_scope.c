@@ -17,9 +17,11 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "criteria.h"
 #include "preview_scope.h"
@@ -41,6 +43,38 @@ static const char *previewed_tasks_sql =
 
 /* the members simulated (NULL: all), in TopTransactionContext */
 static MemberSet scope = NULL;
+
+/*
+ * ReadsOnlyItsMember is CriteriaReadsOnlyItsMember, false when the criteria
+ * cannot even be analysed (a function it calls was dropped): the engine
+ * records that as the chain's error, and the preview must simulate it.
+ */
+static bool
+ReadsOnlyItsMember(const char *normalized)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool result = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		result = CriteriaReadsOnlyItsMember(normalized);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		result = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return result;
+}
 
 /*
  * MembersIndependent says whether no member's timeline in the simulated
@@ -65,7 +99,7 @@ MembersIndependent(void)
 
 		if (DatumGetBool(SPI_getbinval(tasks->vals[i], tasks->tupdesc, 2, &isnull)))
 			return false;
-		if (!no_criteria && !CriteriaReadsOnlyItsMember(TextDatumGetCString(criteria)))
+		if (!no_criteria && !ReadsOnlyItsMember(TextDatumGetCString(criteria)))
 			return false;
 	}
 	return true;
