@@ -28,6 +28,8 @@
 #include "engine.h"
 #include "entry.h"
 #include "isolate.h"
+#include "memberset.h"
+#include "preview_scope.h"
 #include "preview_watch.h"
 #include "privileges.h"
 #include "settings.h"
@@ -66,22 +68,34 @@ PG_FUNCTION_INFO_V1(taskflow_run);
 "         OR c.last_error_at OPERATOR(pg_catalog.<=)" \
 "            ($3 OPERATOR(pg_catalog.-) interval '10 seconds'))"
 
-/* every runnable chain, and whether it has something to do */
-static const char *chains_sql =
-"SELECT c.chain_id, c.name, c.owner::oid,"
-"       COALESCE(c.consecutive_failures OPERATOR(pg_catalog.>) 0"
-"                OR CASE WHEN c.schedule OPERATOR(pg_catalog.=) 'daily'"
-"                        THEN c.next_slot_at OPERATOR(pg_catalog.<=) $3"
-"                        ELSE " INTERVAL_ENTRY_AT("c") " OPERATOR(pg_catalog.<=) $3 END"
-"                OR c.chain_id OPERATOR(pg_catalog.=) ANY ("
-"                   SELECT cm.chain_id FROM taskflow.chain_member cm"
-"                    WHERE cm.state OPERATOR(pg_catalog.=) 'waiting'"
-"                      AND cm.due_at OPERATOR(pg_catalog.<=) $3"
-"                      AND (cm.checked_at IS NULL OR cm.checked_at OPERATOR(pg_catalog.<) $3)),"
-"                false)"
-"  FROM taskflow.chain c"
-" WHERE " RUNNABLE_CHAIN
-" ORDER BY c.chain_id";
+/*
+ * every runnable chain, and whether it has something to do ("only" narrows
+ * the members due)
+ */
+#define CHAINS_SQL(only) \
+"SELECT c.chain_id, c.name, c.owner::oid," \
+"       COALESCE(c.consecutive_failures OPERATOR(pg_catalog.>) 0" \
+"                OR CASE WHEN c.schedule OPERATOR(pg_catalog.=) 'daily'" \
+"                        THEN c.next_slot_at OPERATOR(pg_catalog.<=) $3" \
+"                        ELSE " INTERVAL_ENTRY_AT("c") " OPERATOR(pg_catalog.<=) $3 END" \
+"                OR c.chain_id OPERATOR(pg_catalog.=) ANY (" \
+"                   SELECT cm.chain_id FROM taskflow.chain_member cm" \
+"                    WHERE cm.state OPERATOR(pg_catalog.=) 'waiting'" \
+"                      AND cm.due_at OPERATOR(pg_catalog.<=) $3" \
+"                      AND (cm.checked_at IS NULL OR cm.checked_at OPERATOR(pg_catalog.<) $3) " \
+only "),"  \
+"                false)" \
+"  FROM taskflow.chain c" \
+" WHERE " RUNNABLE_CHAIN \
+" ORDER BY c.chain_id"
+static const char *chains_sql = CHAINS_SQL("");
+
+/*
+ * a preview's of a few members (preview_scope.c): only their due steps
+ * count, so a chain runs only at the instants something is due for them
+ * or for the chain itself
+ */
+static const char *chains_scoped_sql = CHAINS_SQL(WATCH_ONLY_MEMBERS("cm.member_id", 4));
 
 /* every runnable chain, when the probe found that none has anything to do */
 static const char *idle_chains_sql =
@@ -589,19 +603,25 @@ static void
 RunChains(Oid caller, const char *chain_name, TimestampTz as_of,
 		  Tuplestorestate *result, TupleDesc desc, TaskflowCounts total)
 {
-	Oid			types[3] = {TEXTOID, BOOLOID, TIMESTAMPTZOID};
-	Datum		args[3];
-	char		nulls[3] = {chain_name ? ' ' : 'n', ' ', ' '};
+	Oid			types[4] = {TEXTOID, BOOLOID, TIMESTAMPTZOID, INT8ARRAYOID};
+	Datum		args[4];
+	char		nulls[4] = {chain_name ? ' ' : 'n', ' ', ' ', ' '};
 	TaskflowSavedUser saved;
 	SPITupleTable *chains;
 	uint64		nchains;
 	uint64		i;
+	MemberSet	scope = TaskflowPreviewScope();
 
 	args[0] = chain_name ? CStringGetTextDatum(chain_name) : (Datum) 0;
 	args[1] = BoolGetDatum(taskflow_in_worker);
 	args[2] = TimestampTzGetDatum(as_of);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	if (TaskflowWatching())
+	if (scope)
+	{
+		args[3] = MemberSetToDatum(scope);
+		TaskflowExec(chains_scoped_sql, 4, types, args, nulls);
+	}
+	else if (TaskflowWatching())
 		TaskflowExec(busy_chains_sql, 3, types, args, nulls);
 	else if (taskflow_previewing || MaybeDue(as_of))
 		TaskflowExec(chains_sql, 3, types, args, nulls);
