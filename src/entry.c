@@ -46,7 +46,7 @@ static SPIPlanPtr entered_slot_plan = NULL;
 static const char *candidates_format =
 "SELECT pg_catalog.array_agg(x.member_id) FROM ("
 " SELECT member.member_id FROM taskflow.member AS member"
-"  WHERE member.member_id OPERATOR(pg_catalog.>) $2 AND (%s\n) %s %s"
+"  WHERE member.member_id OPERATOR(pg_catalog.>) $2 %s AND (%s\n) %s %s"
 "    AND NOT EXISTS (SELECT FROM taskflow.chain_member cm"
 "                     WHERE cm.chain_id OPERATOR(pg_catalog.=) $1"
 "                       AND cm.member_id OPERATOR(pg_catalog.=) member.member_id"
@@ -66,6 +66,21 @@ static const char *rearm_candidates_format =
 "   AND NOT EXISTS (SELECT FROM taskflow.member AS member"
 "                    WHERE member.member_id OPERATOR(pg_catalog.=) cm.member_id"
 "                      AND (%s\n)) %s";
+
+/* the member ids an entry batch could take, whatever the criteria */
+static const char *entry_range_sql =
+"SELECT pg_catalog.min(member.member_id), pg_catalog.max(member.member_id)"
+"  FROM taskflow.member AS member"
+" WHERE member.member_id OPERATOR(pg_catalog.>) $1"
+"   AND ($2 IS NULL OR member.member_id OPERATOR(pg_catalog.<=) $2)"
+"   AND ($3 IS NULL OR member.member_id OPERATOR(pg_catalog.=) ANY ($3))";
+
+/* whether member $2 may enter chain $1 ($3 unused, $4 the instant) */
+static const char *eligible_format =
+"SELECT NOT EXISTS (SELECT FROM taskflow.chain_member cm"
+"                    WHERE cm.chain_id OPERATOR(pg_catalog.=) $1"
+"                      AND cm.member_id OPERATOR(pg_catalog.=) $2 AND NOT (%s))"
+"   AND $3 IS NOT NULL";
 
 static const char *rearm_sql =
 "UPDATE taskflow.chain_member cm SET rearmed = true"
@@ -103,6 +118,77 @@ CriteriaOrTrue(TaskflowRun run)
 }
 
 /*
+ * EntryUpperBound is the candidates query's condition that keeps it to the
+ * members up to run->entry_upto, while a failing entry batch is narrowed
+ * down (isolate.c); empty otherwise.
+ */
+static const char *
+EntryUpperBound(TaskflowRun run)
+{
+	if (!run->entry_bounded)
+		return "";
+	return psprintf("AND member.member_id OPERATOR(pg_catalog.<=) " INT64_FORMAT,
+					run->entry_upto);
+}
+
+/*
+ * TaskflowEntryRange finds the first and last member ids an entry batch
+ * could take (after run->entry_after, up to run->entry_upto when bounded,
+ * among run->entry_only when set), whatever the criteria; false when there
+ * is none.
+ */
+bool
+TaskflowEntryRange(TaskflowRun run, int64 *first, int64 *last)
+{
+	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', run->entry_bounded ? ' ' : 'n', run->entry_only ? ' ' : 'n'};
+	TaskflowSavedUser saved;
+	bool		isnull;
+	bool		found;
+
+	values[0] = Int64GetDatum(run->entry_after);
+	values[1] = Int64GetDatum(run->entry_upto);
+	values[2] = run->entry_only ? MemberSetToDatum(run->entry_only) : (Datum) 0;
+	SPI_connect();
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec(entry_range_sql, 3, types, values, nulls);
+	TaskflowRestoreUser(&saved);
+	*first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	found = !isnull;
+	*last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	SPI_finish();
+	return found;
+}
+
+/*
+ * TaskflowEntryEligible says whether a member may enter the chain now: it
+ * is not in it, or finished or left it and may enter again.
+ */
+bool
+TaskflowEntryEligible(TaskflowRun run, int64 member_id)
+{
+	Oid			types[4] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[4];
+	TaskflowSavedUser saved;
+	bool		isnull;
+	bool		eligible;
+
+	values[0] = Int32GetDatum(run->chain->chain_id);
+	values[1] = Int64GetDatum(member_id);
+	values[2] = Int32GetDatum(0);
+	values[3] = TimestampTzGetDatum(run->as_of);
+	SPI_connect();
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec(psprintf(eligible_format, ReentryCondition(run->chain)), 4, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+	eligible = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return eligible;
+}
+
+/*
  * EntryBatch enters the next batch of matching members (in member id order)
  * and applies the first step to them; returns how many entered.
  */
@@ -120,8 +206,11 @@ EntryBatch(TaskflowRun run, TaskflowStep first)
 	values[3] = TimestampTzGetDatum(run->as_of);
 	if (run->entry_only)
 		values[4] = MemberSetToDatum(run->entry_only);
+	/* if the query fails, no member is known to have made it fail */
+	run->last_taken = 0;
 	TaskflowBecomeUser(run->chain->owner, &saved);
-	ids = TaskflowQueryMembers(psprintf(candidates_format, CriteriaOrTrue(run),
+	ids = TaskflowQueryMembers(psprintf(candidates_format, EntryUpperBound(run),
+										CriteriaOrTrue(run),
 										CriteriaIndexHint(first->criteria_sql),
 										run->entry_only ? WATCH_ONLY_MEMBERS("member.member_id", 5) : "",
 										ReentryCondition(run->chain)),

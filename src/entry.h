@@ -8,5 +8,7 @@
 #include "step.h"
 
 extern bool TaskflowRunEntries(TaskflowRun run, TaskflowCounts counts);
+extern bool TaskflowEntryRange(TaskflowRun run, int64 *first, int64 *last);
+extern bool TaskflowEntryEligible(TaskflowRun run, int64 member_id);
 
 #endif							/* TASKFLOW_ENTRY_H */

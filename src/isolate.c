@@ -20,8 +20,12 @@
  * before: the batch is rolled back, the error recorded, the chain retried
  * later and paused after pause_after_failures failing runs.  A failing
  * batch costs about twice its work; a step with no failure, nothing more.
- * (In a database still at 0.1, whose chain_error cannot name the member,
- * every failure is the chain's, as it was in 0.1.)
+ * An entry check whose candidates query fails (the first task's criteria
+ * raised for a member, which one unknown) is narrowed by member id
+ * instead.  After MAX_SET_ASIDE members set aside in one run of a unit,
+ * the next failure is the chain's.  (In a database still at 0.1, whose
+ * chain_error cannot name the member, every failure is the chain's, as it
+ * was in 0.1.)
  */
 #include "postgres.h"
 
@@ -32,6 +36,7 @@
 #include "utils/timestamp.h"
 
 #include "engine.h"
+#include "entry.h"
 #include "isolate.h"
 #include "privileges.h"
 #include "settings.h"
@@ -61,6 +66,11 @@ static const char *set_aside_sql =
 "  FROM f"
 " WHERE cm.chain_id OPERATOR(pg_catalog.=) $1 AND cm.member_id OPERATOR(pg_catalog.=) $2"
 " RETURNING f.failures";
+
+/* halvings of the member ids of a failing entry batch, at most */
+#define MAX_NARROWING 64
+/* members set aside in one run of a unit before it is the chain's failure */
+#define MAX_SET_ASIDE 100
 
 static const char *member_error_sql =
 "INSERT INTO taskflow.chain_error (chain_id, step_id, at, sqlstate, message, detail, hint,"
@@ -162,13 +172,88 @@ IsolateMember(TaskflowRun run, TaskflowStep step, TaskflowCounts total,
 }
 
 /*
+ * NarrowEntries keeps the entry batches to the lower half of the members
+ * they could take after an entry batch's candidates query failed, the
+ * bound it had pushed on bounds (see TaskflowRunIsolated).  Returns the
+ * member to set aside when one member is left, 0 when narrowed, -1 when
+ * no member is left to blame (the failure is then the chain's).
+ */
+static int64
+NarrowEntries(TaskflowRun run, int64 *bounds, int *depth)
+{
+	int64		first;
+	int64		last;
+
+	if (!TaskflowEntryRange(run, &first, &last))
+		return -1;
+	if (first == last)
+		return first;
+	if (*depth >= MAX_NARROWING)
+		return -1;
+	bounds[(*depth)++] = run->entry_bounded ? run->entry_upto : 0;
+	run->entry_bounded = true;
+	run->entry_upto = first + (last - first) / 2;
+	return 0;
+}
+
+/*
+ * WidenEntries goes back to the bound the last narrowing replaced, once
+ * the members up to the current one are done; false at the top (no bound
+ * left: the entry batches are done).
+ */
+static bool
+WidenEntries(TaskflowRun run, int64 *bounds, int *depth)
+{
+	if (!run->entry_bounded)
+		return false;
+	run->entry_after = run->entry_upto;
+	if (*depth == 0)
+		elog(ERROR, "taskflow: entry bound without a narrowing");
+	run->entry_upto = bounds[--(*depth)];
+	run->entry_bounded = run->entry_upto != 0;
+	return true;
+}
+
+/*
+ * PassEntry moves the entry batches past the one member left by
+ * NarrowEntries: set aside, or in the chain already.
+ */
+static void
+PassEntry(TaskflowRun run, int64 member_id, int64 *bounds, int *depth)
+{
+	if (!WidenEntries(run, bounds, depth))
+		run->entry_after = member_id;
+}
+
+/*
+ * TooManySetAside turns a member's failure into the chain's once more than
+ * MAX_SET_ASIDE members failed in one run of the unit: a failure that
+ * many members share is the chain's to fix (a criteria or an action that
+ * fails for nearly everyone), and setting each aside would fill the log.
+ */
+static bool
+TooManySetAside(TaskflowRun run, TaskflowStep step, int set_aside, ErrorData *edata)
+{
+	if (set_aside < MAX_SET_ASIDE)
+		return false;
+	edata->detail = psprintf("Task \"%s\" failed for more than %d members in one run; "
+							 "this is treated as the chain's failure.",
+							 step->task_name, MAX_SET_ASIDE);
+	return true;
+}
+
+/*
  * TaskflowRunIsolated runs a unit that takes members batch by batch (a
  * step's due batches, or entry batches that also apply the first step:
  * entering), each batch in its own subtransaction, setting aside the
  * members a batch fails for (see the head of this file).  The unit must
  * take at most run->batch_limit members after run's cursor and leave one
- * of them in run->last_taken.  False when the chain failed (the error is
- * recorded).
+ * of them in run->last_taken (0 when it failed before taking any).  An
+ * entry batch whose candidates query fails (the first task's criteria
+ * raised for some member, which one unknown) is narrowed by member id
+ * instead: the lower half of the ids it could take, then the upper half,
+ * each halved again while it fails, until the one member it fails for is
+ * left.  False when the chain failed (the error is recorded).
  */
 bool
 TaskflowRunIsolated(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
@@ -179,7 +264,11 @@ TaskflowRunIsolated(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 	char	   *version = TaskflowInstalledVersion();
 	/* 0.1's chain_error has no member_id: no member is set aside there */
 	bool		isolating = version == NULL || strcmp(version, "0.1") != 0;
+	int64		bounds[MAX_NARROWING];
+	int			depth = 0;
+	int			set_aside = 0;
 
+	run->entry_bounded = false;
 	for (;;)
 	{
 		TimestampTz after_at = run->due_after_at;
@@ -187,30 +276,55 @@ TaskflowRunIsolated(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 		int64		entry_after = run->entry_after;
 		ErrorData  *edata;
 		int64		taken;
+		int64		blamed;
 
 		CHECK_FOR_INTERRUPTS();
 		run->batch_limit = limit;
 		if (TaskflowTryUnit(run, unit, step, total, &taken, &edata))
 		{
-			if (taken < limit)
+			if (taken < limit && !(entering && WidenEntries(run, bounds, &depth)))
 				break;
-			limit = Min(limit * 2, taskflow_batch_size);
+			if (taken == limit)
+				limit = Min(limit * 2, taskflow_batch_size);
 			continue;
 		}
 		/* the batch was rolled back: take the same members again */
 		run->due_after_at = after_at;
 		run->due_after_id = after_id;
 		run->entry_after = entry_after;
-		if (isolating && MemberSpecific(edata) && limit > 1)
+		if (!isolating || !MemberSpecific(edata))
+			blamed = -1;
+		else if (run->last_taken != 0 && limit > 1)
 		{
 			limit = (limit + 1) / 2;
 			FreeErrorData(edata);
 			continue;
 		}
-		if (isolating && MemberSpecific(edata))
+		else if (run->last_taken != 0)
+			blamed = run->last_taken;
+		else if (entering)
+			blamed = NarrowEntries(run, bounds, &depth);
+		else
+			blamed = -1;
+		if (blamed == 0)
 		{
-			IsolateMember(run, step, total, entering, run->last_taken, edata);
 			FreeErrorData(edata);
+			continue;
+		}
+		if (blamed > 0 && !TooManySetAside(run, step, set_aside, edata))
+		{
+			bool		narrowed = run->last_taken == 0;
+
+			/*
+			 * A member already in the chain fails the entry criteria at
+			 * every check: its failures are its step's, not the entry's.
+			 */
+			if (!narrowed || TaskflowEntryEligible(run, blamed))
+				IsolateMember(run, step, total, entering, blamed, edata);
+			if (narrowed)
+				PassEntry(run, blamed, bounds, &depth);
+			FreeErrorData(edata);
+			set_aside++;
 			limit = 1;			/* then doubling back to the batch size */
 			continue;
 		}
@@ -220,6 +334,7 @@ TaskflowRunIsolated(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 		ok = false;
 		break;
 	}
+	run->entry_bounded = false;
 	run->batch_limit = 0;
 	return ok;
 }

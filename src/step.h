@@ -20,7 +20,9 @@ typedef struct TaskflowRunData
 	TimestampTz due_after_at;	/* due batches of a step: the last one's */
 	int64		due_after_id;	/* (due_at, member_id) */
 	int			batch_limit;	/* due batches: members at most (0: batch_size) */
-	int64		last_taken;		/* due batches: a member the last one took */
+	int64		last_taken;		/* a member the last batch took (0: none yet) */
+	int64		entry_upto;		/* entry batches: members up to this id only */
+	bool		entry_bounded;	/* (whether entry_upto applies) */
 	MemberSet	entry_only;		/* entry batches: the only candidates (NULL: all) */
 } TaskflowRunData;
 
