@@ -22,29 +22,35 @@ COMMENT ON FUNCTION taskflow.run(timestamptz, text) IS
 
 -- Manual steps: process (apply the task), skip (move on without it) or
 -- cancel (take out of the chain) members pending at a manual task; all of
--- the chosen members or none.  member_ids NULL means every pending member.
+-- the chosen members or none.  member_ids NULL means every pending member;
+-- chain NULL every chain with the task (a member pending at it in two
+-- chains must have the chain named).  Processing checks the task's criteria
+-- again (src/manual.c).
 CREATE FUNCTION taskflow.process(task text, member_ids bigint[] DEFAULT NULL,
-								 as_of timestamptz DEFAULT taskflow.clock())
+								 as_of timestamptz DEFAULT taskflow.clock(),
+								 chain text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_process';
-COMMENT ON FUNCTION taskflow.process(text, bigint[], timestamptz) IS
+COMMENT ON FUNCTION taskflow.process(text, bigint[], timestamptz, text) IS
 	'Processes members pending at a manual task (all of the chosen or none); returns how many';
 
 CREATE FUNCTION taskflow.skip(task text, member_ids bigint[] DEFAULT NULL,
-							  as_of timestamptz DEFAULT taskflow.clock())
+							  as_of timestamptz DEFAULT taskflow.clock(),
+							  chain text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_skip';
-COMMENT ON FUNCTION taskflow.skip(text, bigint[], timestamptz) IS
+COMMENT ON FUNCTION taskflow.skip(text, bigint[], timestamptz, text) IS
 	'Moves members pending at a manual task on without applying it';
 
 CREATE FUNCTION taskflow.cancel(task text, member_ids bigint[] DEFAULT NULL,
-								as_of timestamptz DEFAULT taskflow.clock())
+								as_of timestamptz DEFAULT taskflow.clock(),
+								chain text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'taskflow_cancel';
-COMMENT ON FUNCTION taskflow.cancel(text, bigint[], timestamptz) IS
+COMMENT ON FUNCTION taskflow.cancel(text, bigint[], timestamptz, text) IS
 	'Takes members pending at a manual task out of the chain';
 
 CREATE FUNCTION taskflow._member_matches(chain_id integer, step_id integer,
@@ -61,7 +67,13 @@ RETURN pg_catalog.to_char(ts AT TIME ZONE tz, 'YYYY-MM-DD HH24:MI');
 
 -- Where a member is in each chain and why (not entered, waiting until,
 -- pending at, finished, left because …), as of an instant: explain() on
--- behalf of caller, for each chain caller may see.
+-- behalf of caller, for each chain caller may see.  It says what the
+-- engine will do: the entry criteria of a daily chain are evaluated at the
+-- slot the engine will enter at (_entry_slot), and a change of a member's
+-- anchor since it was placed is handled as the next entry check will
+-- (src/anchor.c).  A criteria or anchor that fails for this member (an
+-- error of its data, the classes src/isolate.c sets a member aside for)
+-- is that chain's answer; the other chains are still explained.
 CREATE FUNCTION taskflow._explain(caller regrole, member_id bigint, as_of timestamptz)
 RETURNS TABLE (chain text, state text, task text, since timestamptz, due_at timestamptz,
 			   reason text)
@@ -72,10 +84,22 @@ DECLARE
 	held text;
 	r record;
 	matches boolean;
+	matches_now boolean;
 	prefix text;
-	next_entry timestamptz;
+	entry_at timestamptz;
+	owed boolean;
 	off text;
 	a record;
+	evaluating text;
+	failure text;
+	base timestamptz;
+	check_at timestamptz;
+	entry_floor timestamptz;
+	occ timestamptz;
+	p record;
+	change text;
+	special text;
+	note text;
 BEGIN
 	IF as_of IS NULL THEN
 		RAISE EXCEPTION 'as_of cannot be NULL'
@@ -97,9 +121,16 @@ BEGIN
 			   c.schedule, c.daily_at, c.weekdays, c.reentry,
 			   cm.state AS st, cm.step_id, cm.waiting_since, cm.due_at AS due, cm.left_reason,
 			   cm.finished_at, cm.rearmed, c.reentry_cooldown, c.anchor, c.anchor_change,
+			   c.anchor_yearly, cm.anchor_base, s.wait_days, s.wait_at,
 			   s.position, t.name AS task_name,
 			   t.mode, t.assignee,
 			   t.on_mismatch, cr.name AS criteria_name,
+			   -- the slot or entry check due as of as_of (the engine's own rule)
+			   taskflow._entry_slot(c, _explain.as_of) AS entry_due,
+			   -- an anchor chain's next entry check
+			   GREATEST(_explain.as_of, c.last_entry_at OPERATOR(pg_catalog.+)
+						coalesce(c.entry_interval, current_setting('taskflow.entry_interval')::interval)) AS next_check,
+			   coalesce(c.entry_interval, current_setting('taskflow.entry_interval')::interval) AS grace,
 			   (SELECT fcr.name FROM taskflow.chain_step fs
 				  JOIN taskflow.task ft ON ft.task_id OPERATOR(pg_catalog.=) fs.task_id
 				  LEFT JOIN taskflow.criteria fcr ON fcr.criteria_id OPERATOR(pg_catalog.=) ft.criteria_id
@@ -146,81 +177,182 @@ BEGIN
 		off := CASE WHEN prefix OPERATOR(pg_catalog.<>) '' THEN ' once the chain is enabled' ELSE '' END;
 		-- nothing of the previous chain's row may carry over to this one
 		matches := NULL;
-		next_entry := NULL;
-		IF r.st IS NULL OR (r.st IN ('done', 'left') AND r.reentry OPERATOR(pg_catalog.<>) 'never') THEN
-			matches := taskflow._member_matches(r.chain_id, NULL, _explain.member_id, as_of);
-		ELSIF r.st OPERATOR(pg_catalog.=) 'waiting' THEN
-			matches := taskflow._member_matches(r.chain_id, r.step_id, _explain.member_id, as_of);
-		END IF;
-		IF r.schedule OPERATOR(pg_catalog.=) 'daily' THEN
-			next_entry := taskflow.daily_slot_after(as_of, r.daily_at, r.weekdays, r.time_zone);
-		END IF;
-		-- an anchor chain: the member's anchor decides whether it enters,
-		-- and at which step
+		matches_now := NULL;
+		special := NULL;
+		note := '';
 		SELECT * INTO a FROM taskflow._anchor_entry(NULL, NULL, NULL);
-		IF r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
-			SELECT * INTO a FROM taskflow._anchor_entry(r.chain_id, _explain.member_id, as_of);
-			task := a.task;
-			due_at := a.due_at;
-		END IF;
-		reason := prefix OPERATOR(pg_catalog.||) CASE
-			WHEN a.task IS NOT NULL THEN
-				format('matches the entry criteria %s; enters at the next entry check%s at task %s (step %s), due %s',
-					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off, quote_ident(a.task),
-					   a.position, taskflow._local(a.due_at, r.time_zone))
-			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches AND a.base IS NULL THEN
-				format('matches the entry criteria %s but has no %s: enters once it has one',
-					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), r.anchor)
-			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches AND a.base OPERATOR(pg_catalog.<) a.new_from THEN
-				format('its %s (%s) is before the chain took new members from %s (activation new): does not enter',
-					   r.anchor, taskflow._local(a.base, r.time_zone), taskflow._local(a.new_from, r.time_zone))
-			WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
-				format('every step for its %s (%s) is past: does not enter',
-					   r.anchor, taskflow._local(a.base, r.time_zone))
-			WHEN r.st IS NULL AND matches THEN
-				format('matches the entry criteria %s; enters at the next entry check%s%s',
-					   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off,
-					   CASE WHEN next_entry IS NOT NULL AND off OPERATOR(pg_catalog.=) ''
-							THEN ' (' OPERATOR(pg_catalog.||) taskflow._local(next_entry, r.time_zone) OPERATOR(pg_catalog.||) ')' ELSE '' END)
-			WHEN r.st IS NULL THEN
-				format('does not match the entry criteria %s', quote_ident(r.entry_criteria))
-			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of
-				 AND r.failures OPERATOR(pg_catalog.>) 0 THEN
-				format('set aside: task %s (step %s) failed %s time(s) for this member, last on %s: %s; tried again at %s',
-					   quote_ident(r.task_name), r.position, r.failures,
-					   taskflow._local(r.failed_at, r.time_zone), r.failure, taskflow._local(r.due, r.time_zone))
-			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of THEN
-				format('waiting for task %s (step %s) until %s', quote_ident(r.task_name), r.position,
-					   taskflow._local(r.due, r.time_zone))
-			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND matches THEN
-				format('task %s (step %s) is due since %s and runs at the next engine run%s',
-					   quote_ident(r.task_name), r.position, taskflow._local(r.due, r.time_zone), off)
-			WHEN r.st OPERATOR(pg_catalog.=) 'waiting' THEN
-				format('task %s (step %s) is due but the member does not match %s: it will %s',
-					   quote_ident(r.task_name), r.position, quote_ident(r.criteria_name),
-					   CASE r.on_mismatch WHEN 'leave' THEN 'leave the chain' ELSE 'wait until it matches' END)
-			WHEN r.st OPERATOR(pg_catalog.=) 'pending' THEN
-				format('pending at manual task %s (step %s) since %s%s', quote_ident(r.task_name), r.position,
-					   taskflow._local(r.waiting_since, r.time_zone),
-					   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''))
-			WHEN r.st OPERATOR(pg_catalog.=) 'done' THEN
-				format('finished the chain on %s%s', taskflow._local(r.finished_at, r.time_zone),
-					   CASE WHEN r.anchor IS NOT NULL AND r.anchor_change OPERATOR(pg_catalog.=) 'restart'
-							THEN format('; enters again when its %s changes', r.anchor)
-							WHEN r.reentry OPERATOR(pg_catalog.=) 'never' THEN '; does not enter again'
-							WHEN matches IS NOT TRUE THEN ''
-							-- rematch re-enters only after an entry check at which it did not match
-							WHEN r.reentry OPERATOR(pg_catalog.=) 'rematch' AND NOT r.rearmed
-							THEN '; still matches: enters again (rematch) only after an entry check at which it does not match'
-							WHEN r.reentry OPERATOR(pg_catalog.=) 'cooldown'
-								 AND r.finished_at OPERATOR(pg_catalog.+) r.reentry_cooldown OPERATOR(pg_catalog.>) as_of
-							THEN format('; matches again and may re-enter from %s (cooldown)',
-										taskflow._local(r.finished_at OPERATOR(pg_catalog.+) r.reentry_cooldown, r.time_zone))
-							ELSE '; matches again and may re-enter (' OPERATOR(pg_catalog.||) r.reentry OPERATOR(pg_catalog.||) ')' END)
-			ELSE
-				format('left%s on %s: %s', coalesce(' at task ' OPERATOR(pg_catalog.||) quote_ident(r.left_task), ''),
-					   taskflow._local(r.finished_at, r.time_zone), r.left_reason)
-			END;
+		-- the instant the engine enters at: a daily chain's slot still owed
+		-- today is taken at the next run, else its next slot is awaited;
+		-- the other schedules check at every entry interval
+		owed := r.schedule OPERATOR(pg_catalog.=) 'daily' AND r.entry_due IS NOT NULL;
+		entry_at := CASE WHEN r.schedule OPERATOR(pg_catalog.=) 'daily' AND NOT owed
+						 THEN coalesce(taskflow.daily_slot_after(as_of, r.daily_at, r.weekdays, r.time_zone), as_of)
+						 ELSE as_of END;
+		BEGIN
+			IF r.st IS NULL OR (r.st IN ('done', 'left') AND r.reentry OPERATOR(pg_catalog.<>) 'never') THEN
+				evaluating := format('the entry criteria %s fails', quote_ident(r.entry_criteria));
+				-- evaluated as of the entry check that would enter the member
+				matches := taskflow._member_matches(r.chain_id, NULL, _explain.member_id, entry_at);
+				IF r.st IS NULL AND entry_at OPERATOR(pg_catalog.<>) as_of THEN
+					matches_now := taskflow._member_matches(r.chain_id, NULL, _explain.member_id, as_of);
+				END IF;
+			ELSIF r.st OPERATOR(pg_catalog.=) 'waiting' THEN
+				evaluating := format('the criteria %s of task %s (step %s) fails', quote_ident(r.criteria_name),
+									 quote_ident(r.task_name), r.position);
+				matches := taskflow._member_matches(r.chain_id, r.step_id, _explain.member_id, as_of);
+			END IF;
+			-- an anchor chain: the member's anchor decides whether it enters,
+			-- and at which step
+			evaluating := format('its anchor %s cannot be read', r.anchor);
+			IF r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
+				SELECT * INTO a FROM taskflow._anchor_entry(r.chain_id, _explain.member_id, as_of);
+				task := a.task;
+				due_at := a.due_at;
+			END IF;
+			-- a member in an anchor chain whose anchor changed since it was
+			-- placed (anchor_base): the next entry check restarts it, moves
+			-- its due time or ignores it, as the chain says; a removed anchor
+			-- takes it out (src/anchor.c, TaskflowAnchorChanges)
+			IF r.anchor IS NOT NULL AND (r.st OPERATOR(pg_catalog.=) 'waiting'
+				OR (r.st IN ('done', 'left') AND r.anchor_change OPERATOR(pg_catalog.=) 'restart')) THEN
+				EXECUTE format('SELECT %s FROM taskflow.member AS member WHERE member.member_id OPERATOR(pg_catalog.=) $1',
+							   taskflow._anchor_sql(r.anchor, r.time_zone))
+				   INTO base USING _explain.member_id;
+				IF base IS DISTINCT FROM r.anchor_base AND (base IS NOT NULL OR r.st OPERATOR(pg_catalog.=) 'waiting') THEN
+					check_at := r.next_check;
+					change := CASE WHEN base IS NULL THEN format('its %s was removed', r.anchor)
+								   ELSE format('its %s changed (%s → %s)', r.anchor,
+											   coalesce(taskflow._local(r.anchor_base, r.time_zone), 'none'),
+											   taskflow._local(base, r.time_zone)) END;
+					-- where the entry check would place it (as anchor.c's enter and follow)
+					IF base IS NOT NULL THEN
+						entry_floor := taskflow.anchor_entry_floor(check_at, r.grace, r.time_zone);
+						SELECT * INTO p FROM taskflow.chain_step l
+						 WHERE l.chain_id OPERATOR(pg_catalog.=) r.chain_id ORDER BY l.position DESC LIMIT 1;
+						occ := taskflow.anchor_occurrence(base, r.anchor_yearly, p.wait_days, p.wait_at,
+														  r.time_zone, entry_floor);
+						SELECT s.position, t.name, taskflow.anchor_due(occ, s.wait_days, s.wait_at, r.time_zone) AS due
+						  INTO p
+						  FROM taskflow.chain_step s JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id
+						 WHERE s.chain_id OPERATOR(pg_catalog.=) r.chain_id
+						   AND taskflow.anchor_due(occ, s.wait_days, s.wait_at, r.time_zone) OPERATOR(pg_catalog.>=) entry_floor
+						 ORDER BY s.position LIMIT 1;
+					END IF;
+					IF base IS NOT NULL AND r.anchor_change OPERATOR(pg_catalog.=) 'ignore' THEN
+						note := format('; %s: ignored (anchor_change ignore)', change);
+					ELSIF r.st OPERATOR(pg_catalog.=) 'waiting' AND check_at OPERATOR(pg_catalog.>) as_of
+						  AND r.due OPERATOR(pg_catalog.<) check_at THEN
+						-- its step comes first: the change is seen after it
+						note := format('; %s: handled at the next entry check (%s), after this step',
+									   change, taskflow._local(check_at, r.time_zone));
+					ELSIF base IS NULL THEN
+						special := format('%s: leaves the chain at the next entry check%s', change, off);
+					ELSIF r.anchor_change OPERATOR(pg_catalog.=) 'follow' THEN
+						due_at := taskflow.anchor_due(occ, r.wait_days, r.wait_at, r.time_zone);
+						special := format('%s: task %s (step %s) moves to %s at the next entry check%s',
+										  change, quote_ident(r.task_name), r.position,
+										  taskflow._local(due_at, r.time_zone), off);
+					ELSIF p.position IS NOT NULL THEN
+						task := p.name;
+						due_at := p.due;
+						special := format('%s: restarts at task %s (step %s), due %s, at the next entry check%s',
+										  change, quote_ident(p.name), p.position,
+										  taskflow._local(p.due, r.time_zone), off);
+					ELSIF r.st OPERATOR(pg_catalog.=) 'waiting' THEN
+						special := format('%s and no step of the new one is left: leaves the chain at the next entry check%s',
+										  change, off);
+					ELSE
+						note := format('; %s but every step for it is past: does not enter again', change);
+					END IF;
+					-- when that entry check is not the next run's
+					IF special IS NOT NULL AND off OPERATOR(pg_catalog.=) '' THEN
+						special := special OPERATOR(pg_catalog.||)
+								   format(' (%s)', taskflow._local(check_at, r.time_zone));
+					END IF;
+				END IF;
+			END IF;
+			reason := prefix OPERATOR(pg_catalog.||) CASE
+				WHEN special IS NOT NULL THEN special
+				WHEN a.task IS NOT NULL THEN
+					format('matches the entry criteria %s; enters at the next entry check%s at task %s (step %s), due %s',
+						   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off, quote_ident(a.task),
+						   a.position, taskflow._local(a.due_at, r.time_zone))
+				WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches AND a.base IS NULL THEN
+					format('matches the entry criteria %s but has no %s: enters once it has one',
+						   coalesce(quote_ident(r.entry_criteria), '(everyone)'), r.anchor)
+				WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches AND a.base OPERATOR(pg_catalog.<) a.new_from THEN
+					format('its %s (%s) is before the chain took new members from %s (activation new): does not enter',
+						   r.anchor, taskflow._local(a.base, r.time_zone), taskflow._local(a.new_from, r.time_zone))
+				WHEN r.anchor IS NOT NULL AND r.st IS NULL AND matches THEN
+					format('every step for its %s (%s) is past: does not enter',
+						   r.anchor, taskflow._local(a.base, r.time_zone))
+				-- a daily chain: the criteria as of the slot, and as of now when that differs
+				WHEN r.st IS NULL AND matches AND matches_now IS FALSE AND off OPERATOR(pg_catalog.=) '' THEN
+					format('does not match the entry criteria %s now but does as of the next entry check (%s): enters then',
+						   quote_ident(r.entry_criteria), taskflow._local(entry_at, r.time_zone))
+				WHEN r.st IS NULL AND matches AND owed AND off OPERATOR(pg_catalog.=) '' THEN
+					format('matches the entry criteria %s; enters at the next engine run (the %s slot has not run yet)',
+						   coalesce(quote_ident(r.entry_criteria), '(everyone)'), taskflow._local(r.entry_due, r.time_zone))
+				WHEN r.st IS NULL AND matches THEN
+					format('matches the entry criteria %s; enters at the next entry check%s%s',
+						   coalesce(quote_ident(r.entry_criteria), '(everyone)'), off,
+						   CASE WHEN r.schedule OPERATOR(pg_catalog.=) 'daily' AND off OPERATOR(pg_catalog.=) ''
+								THEN ' (' OPERATOR(pg_catalog.||) taskflow._local(entry_at, r.time_zone) OPERATOR(pg_catalog.||) ')' ELSE '' END)
+				WHEN r.st IS NULL AND matches_now THEN
+					format('matches the entry criteria %s now but not as of the next entry check (%s): does not enter then',
+						   quote_ident(r.entry_criteria), taskflow._local(entry_at, r.time_zone))
+				WHEN r.st IS NULL THEN
+					format('does not match the entry criteria %s', quote_ident(r.entry_criteria))
+				WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of
+					 AND r.failures OPERATOR(pg_catalog.>) 0 THEN
+					format('set aside: task %s (step %s) failed %s time(s) for this member, last on %s: %s; tried again at %s',
+						   quote_ident(r.task_name), r.position, r.failures,
+						   taskflow._local(r.failed_at, r.time_zone), r.failure, taskflow._local(r.due, r.time_zone))
+				WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of THEN
+					format('waiting for task %s (step %s) until %s', quote_ident(r.task_name), r.position,
+						   taskflow._local(r.due, r.time_zone))
+				WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND matches THEN
+					format('task %s (step %s) is due since %s and runs at the next engine run%s',
+						   quote_ident(r.task_name), r.position, taskflow._local(r.due, r.time_zone), off)
+				WHEN r.st OPERATOR(pg_catalog.=) 'waiting' THEN
+					format('task %s (step %s) is due but the member does not match %s: it will %s',
+						   quote_ident(r.task_name), r.position, quote_ident(r.criteria_name),
+						   CASE r.on_mismatch WHEN 'leave' THEN 'leave the chain' ELSE 'wait until it matches' END)
+				WHEN r.st OPERATOR(pg_catalog.=) 'pending' THEN
+					format('pending at manual task %s (step %s) since %s%s', quote_ident(r.task_name), r.position,
+						   taskflow._local(r.waiting_since, r.time_zone),
+						   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''))
+				WHEN r.st OPERATOR(pg_catalog.=) 'done' THEN
+					format('finished the chain on %s%s', taskflow._local(r.finished_at, r.time_zone),
+						   CASE WHEN r.anchor IS NOT NULL AND r.anchor_change OPERATOR(pg_catalog.=) 'restart'
+								THEN format('; enters again when its %s changes', r.anchor)
+								WHEN r.reentry OPERATOR(pg_catalog.=) 'never' THEN '; does not enter again'
+								WHEN matches IS NOT TRUE THEN ''
+								-- rematch re-enters only after an entry check at which it did not match
+								WHEN r.reentry OPERATOR(pg_catalog.=) 'rematch' AND NOT r.rearmed
+								THEN '; still matches: enters again (rematch) only after an entry check at which it does not match'
+								WHEN r.reentry OPERATOR(pg_catalog.=) 'cooldown'
+									 AND r.finished_at OPERATOR(pg_catalog.+) r.reentry_cooldown OPERATOR(pg_catalog.>) as_of
+								THEN format('; matches again and may re-enter from %s (cooldown)',
+											taskflow._local(r.finished_at OPERATOR(pg_catalog.+) r.reentry_cooldown, r.time_zone))
+								ELSE '; matches again and may re-enter (' OPERATOR(pg_catalog.||) r.reentry OPERATOR(pg_catalog.||) ')' END)
+				ELSE
+					format('left%s on %s: %s', coalesce(' at task ' OPERATOR(pg_catalog.||) quote_ident(r.left_task), ''),
+						   taskflow._local(r.finished_at, r.time_zone), r.left_reason)
+				END OPERATOR(pg_catalog.||) note;
+		EXCEPTION
+			-- an error of this member's data (as src/isolate.c tells them):
+			-- this chain's answer; anything else is raised
+			WHEN cardinality_violation OR data_exception OR integrity_constraint_violation
+				 OR sql_routine_exception OR external_routine_exception
+				 OR external_routine_invocation_exception OR with_check_option_violation
+				 OR plpgsql_error THEN
+				GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+				task := r.task_name;
+				due_at := r.due;
+				reason := prefix OPERATOR(pg_catalog.||)
+						  format('%s for this member: %s', evaluating, failure);
+		END;
 		RETURN NEXT;
 	END LOOP;
 END
@@ -329,8 +461,9 @@ REVOKE ALL ON FUNCTION taskflow.create_task, taskflow.alter_task, taskflow.drop_
 	taskflow.create_chain, taskflow.add_step, taskflow.set_wait, taskflow.move_step,
 	taskflow.remove_step, taskflow.alter_chain, taskflow.enable_chain,
 	taskflow.disable_chain, taskflow.drop_chain, taskflow.run(timestamptz, text),
-	taskflow.process(text, bigint[], timestamptz), taskflow.skip(text, bigint[], timestamptz),
-	taskflow.cancel(text, bigint[], timestamptz), taskflow.explain(bigint, timestamptz),
+	taskflow.process(text, bigint[], timestamptz, text),
+	taskflow.skip(text, bigint[], timestamptz, text),
+	taskflow.cancel(text, bigint[], timestamptz, text), taskflow.explain(bigint, timestamptz),
 	taskflow.wait_until(timestamptz, text, interval, integer, time, text),
 	taskflow.daily_slot_before(timestamptz, time, integer[], text),
 	taskflow.daily_slot_after(timestamptz, time, integer[], text),
@@ -342,8 +475,9 @@ GRANT EXECUTE ON FUNCTION taskflow.create_task, taskflow.alter_task, taskflow.dr
 	taskflow.remove_step, taskflow.alter_chain, taskflow.enable_chain,
 	taskflow.disable_chain, taskflow.drop_chain, taskflow.run(timestamptz, text)
 	TO taskflow_app;
-GRANT EXECUTE ON FUNCTION taskflow.process(text, bigint[], timestamptz),
-	taskflow.skip(text, bigint[], timestamptz), taskflow.cancel(text, bigint[], timestamptz),
+GRANT EXECUTE ON FUNCTION taskflow.process(text, bigint[], timestamptz, text),
+	taskflow.skip(text, bigint[], timestamptz, text),
+	taskflow.cancel(text, bigint[], timestamptz, text),
 	taskflow.explain(bigint, timestamptz),
 	taskflow.wait_until(timestamptz, text, interval, integer, time, text),
 	taskflow.daily_slot_before(timestamptz, time, integer[], text),
