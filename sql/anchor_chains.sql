@@ -269,7 +269,9 @@ INSERT INTO taskflow.member (external_id, email, name, status, expires_at) VALUE
 	('ex-1', 'takahashi@example.jp', '高橋美咲', 'paid', '2027-04-20 23:59+09'),
 	('ex-2', 'nakamura@example.jp', '中村翔', 'paid', '2027-04-20 23:59+09'),
 	('ex-3', 'kobayashi@example.jp', '小林直子', 'paid', '2027-04-25 23:59+09'),
-	('ex-4', 'kato@example.jp', '加藤恵', 'trial', '2027-04-20 23:59+09');
+	('ex-4', 'kato@example.jp', '加藤恵', 'trial', '2027-04-20 23:59+09'),
+	('ex-5', 'endo@example.jp', '遠藤無期限', 'paid', 'infinity');
+-- (遠藤's membership never expires: 'infinity' is no anchor, she never enters)
 SELECT * FROM pg_temp.run_at('期限前のご案内', '2027-04-01 09:05+09', '2027-04-13 09:00+09', '2027-04-17 09:00+09');
 -- 4/18 中村 renews for a month; 4/19 小林's membership becomes lifelong
 UPDATE taskflow.member SET expires_at = '2027-05-20 23:59+09' WHERE external_id = 'ex-2';

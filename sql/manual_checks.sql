@@ -32,6 +32,8 @@ CREATE FUNCTION pg_temp.mid(ext text) RETURNS bigint LANGUAGE sql
 ---------------------------------------------------------------- criteria checked again
 -- 佐藤 cancels her order before the clerk gets to it
 UPDATE taskflow.member SET status = 'cancelled' WHERE external_id = 'b2';
+-- explain says so
+SELECT chain, state, reason FROM taskflow.explain(pg_temp.mid('b2'), '2026-04-02 15:00+09');
 -- chosen by name: refused, nothing processed
 SELECT taskflow.process('入金確認', ARRAY[pg_temp.mid('b1'), pg_temp.mid('b2')],
 	'2026-04-02 15:00+09');

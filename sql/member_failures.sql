@@ -132,7 +132,7 @@ SELECT name, consecutive_failures, paused_reason FROM taskflow.chain ORDER BY na
 SELECT * FROM taskflow.run('2026-06-04 09:05+09') ORDER BY chain;
 SELECT count(*) AS errors FROM taskflow.chain_error WHERE at > '2026-06-04 09:00+09';
 -- a daily chain on an expiry day count: a member who never expires
--- ('infinity') cannot have a day count; only that member is set aside
+-- ('infinity') has no day count (NULL), so does not match: no error
 SELECT taskflow.disable_chain('ポイント');
 SELECT taskflow.disable_chain('全員');
 INSERT INTO taskflow.member (external_id, email, name, status, expires_at) VALUES

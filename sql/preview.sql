@@ -378,7 +378,8 @@ CREATE ROLE preview_other IN ROLE taskflow_app;
 CREATE SCHEMA preview_other_app AUTHORIZATION preview_other;
 SET ROLE preview_other;
 CREATE TABLE preview_other_app.coupon (member_id bigint, code text CHECK (code <> 'B'));
-SELECT taskflow.create_template('クーポンA', '{{name}}様、クーポンAです', 'A');
+SELECT taskflow.create_template('クーポンA', '{{name}}様、クーポンAです', 'A',
+	sender_address => 'info@example.jp');
 SELECT taskflow.create_task('クーポンA', 'auto', template => 'クーポンA',
 	actions => $$[{"sql": "INSERT INTO preview_other_app.coupon SELECT m, 'A' FROM unnest($1) AS m"}]$$);
 SELECT taskflow.create_task('クーポンB', 'auto',

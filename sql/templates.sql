@@ -105,7 +105,8 @@ SELECT * FROM pg_temp.render_calls(
 -- field and the member; a field with a default never refuses
 SELECT taskflow.create_template('入金確認', '{{name}}様、お振込みを確認しました',
 	E'{{name}}様\nプラン: {{properties.plan}}\nポイント: {{properties.points|0}}',
-	missing_field => 'refuse', transactional => true);
+	missing_field => 'refuse', transactional => true,
+	sender_address => 'info@example.jp');
 SELECT (taskflow.render_message(t, m)).* FROM taskflow.template t, taskflow.member m
  WHERE t.name = '入金確認' AND m.external_id = 't-001';
 SELECT r.subject FROM taskflow.template t, taskflow.member m,
@@ -168,7 +169,8 @@ SELECT t.name, m.external_id, length(r.body_html) AS html_length, right(r.body_h
  ORDER BY 1, 2;
 
 -- more templates than the per-query cache holds, interleaved row by row
-SELECT taskflow.create_template('テンプレ' || i, '件名' || i || ' {{name|お客様}}', '本文' || i)
+SELECT taskflow.create_template('テンプレ' || i, '件名' || i || ' {{name|お客様}}', '本文' || i,
+	sender_address => 'info@example.jp')
   FROM generate_series(1, 5) i;
 SELECT m.external_id, string_agg(r.subject, ' | ' ORDER BY t.template_id) AS subjects
   FROM taskflow.member m CROSS JOIN taskflow.template t, LATERAL taskflow.render_message(t, m) r
@@ -177,38 +179,60 @@ SELECT m.external_id, string_agg(r.subject, ' | ' ORDER BY t.template_id) AS sub
 
 ---------------------------------------------------------------- bad templates
 -- unknown field, unknown property
-SELECT taskflow.create_template('悪い1', '{{nmae}}様', '本文');
-SELECT taskflow.create_template('悪い2', '件名', 'プラン: {{properties.rank}}');
-SELECT taskflow.create_template('悪い3', '件名', '本文', '<p>{{properties}}</p>');
+SELECT taskflow.create_template('悪い1', '{{nmae}}様', '本文',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い2', '件名', 'プラン: {{properties.rank}}',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い3', '件名', '本文', '<p>{{properties}}</p>',
+	sender_address => 'info@example.jp');
 -- syntax: unclosed, stray, empty, bad name
-SELECT taskflow.create_template('悪い4', '件名', E'山田様\n{{name');
-SELECT taskflow.create_template('悪い5', '件名', '本文', '<style>p{color:red}}</style>');
-SELECT taskflow.create_template('悪い6', '【お知らせ】{{}}', '本文');
-SELECT taskflow.create_template('悪い7', '件名', '{{お名前}}様');
+SELECT taskflow.create_template('悪い4', '件名', E'山田様\n{{name',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い5', '件名', '本文', '<style>p{color:red}}</style>',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い6', '【お知らせ】{{}}', '本文',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い7', '件名', '{{お名前}}様',
+	sender_address => 'info@example.jp');
 -- header injection: CR/LF or control characters in headers
-SELECT taskflow.create_template('悪い8', E'件名\r\nBcc: all@example.jp', '本文');
-SELECT taskflow.create_template('悪い9', '件名', '本文', sender_name => E'事務局\nX-Evil: 1');
+SELECT taskflow.create_template('悪い8', E'件名\r\nBcc: all@example.jp', '本文',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い9', '件名', '本文', sender_name => E'事務局\nX-Evil: 1',
+	sender_address => 'info@example.jp');
 SELECT taskflow.create_template('悪い10', '件名', '本文', sender_address => E'info@example.jp\r\nBcc: all@example.jp');
-SELECT taskflow.create_template('悪い11', E'件名\tタブ', '本文');
+SELECT taskflow.create_template('悪い11', E'件名\tタブ', '本文',
+	sender_address => 'info@example.jp');
 -- addresses
 SELECT taskflow.create_template('悪い12', '件名', '本文', sender_address => 'info@@example.jp');
-SELECT taskflow.create_template('悪い13', '件名', '本文', reply_to => 'support example.jp');
+SELECT taskflow.create_template('悪い13', '件名', '本文', reply_to => 'support example.jp',
+	sender_address => 'info@example.jp');
 SELECT taskflow.create_template('悪い14', '件名', '本文', sender_address => '事務局 <info@example.jp>');
 -- subject: empty, blank, too long (333 Japanese characters = 999 bytes)
-SELECT taskflow.create_template('悪い15', '', '本文');
-SELECT taskflow.create_template('悪い16', '   ', '本文');
-SELECT taskflow.create_template('悪い17', repeat('あ', 333), '本文');
-SELECT octet_length(repeat('あ', 332)) AS bytes, taskflow.create_template('長い件名', repeat('あ', 332), '本文') > 0 AS created;
+SELECT taskflow.create_template('悪い15', '', '本文',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い16', '   ', '本文',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い17', repeat('あ', 333), '本文',
+	sender_address => 'info@example.jp');
+SELECT octet_length(repeat('あ', 332)) AS bytes, taskflow.create_template('長い件名', repeat('あ', 332), '本文',
+	sender_address => 'info@example.jp') > 0 AS created;
 -- channel, missing_field, bodies
 SELECT taskflow.create_template('悪い18', '件名', '本文', channel => 'sms');
-SELECT taskflow.create_template('悪い19', '件名', '本文', missing_field => 'skip');
-SELECT taskflow.create_template('悪い20', '件名', NULL);
-SELECT taskflow.create_template('悪い21', '件名', E'本文\u0007ベル');
-SELECT taskflow.create_template('悪い22', '件名', '本文', E'<p>\u001b[31m</p>');
+SELECT taskflow.create_template('悪い19', '件名', '本文', missing_field => 'skip',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い20', '件名', NULL,
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い21', '件名', E'本文\u0007ベル',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い22', '件名', '本文', E'<p>\u001b[31m</p>',
+	sender_address => 'info@example.jp');
 -- name
-SELECT taskflow.create_template('期限リマインド', '件名', '本文');
-SELECT taskflow.create_template('', '件名', '本文');
-SELECT taskflow.create_template(NULL, '件名', '本文');
+SELECT taskflow.create_template('期限リマインド', '件名', '本文',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('', '件名', '本文',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template(NULL, '件名', '本文',
+	sender_address => 'info@example.jp');
 -- nothing of the bad ones was saved
 SELECT count(*) AS bad_saved FROM taskflow.template WHERE name LIKE '悪い%';
 
@@ -242,7 +266,8 @@ CREATE ROLE tf_tpl_app IN ROLE taskflow_app;
 CREATE ROLE tf_tpl_op IN ROLE taskflow_operator;
 CREATE ROLE tf_tpl_nobody;
 SET ROLE tf_tpl_app;
-SELECT taskflow.create_template('アプリ作成', '{{name}}様へ', 'ようこそ') > 0 AS created;
+SELECT taskflow.create_template('アプリ作成', '{{name}}様へ', 'ようこそ',
+	sender_address => 'info@example.jp') > 0 AS created;
 SELECT subject FROM taskflow.preview_template('アプリ作成', 1);
 SELECT taskflow.alter_template('アプリ作成', body_text => 'ようこそ！');
 INSERT INTO taskflow.template (name, subject, body_text) VALUES ('直接', '件名', '本文');
@@ -252,11 +277,13 @@ RESET ROLE;
 SET ROLE tf_tpl_op;
 SELECT subject FROM taskflow.preview_template('期限リマインド', 1);
 SELECT count(*) > 0 AS can_read FROM taskflow.template;
-SELECT taskflow.create_template('運用者作成', '件名', '本文');
+SELECT taskflow.create_template('運用者作成', '件名', '本文',
+	sender_address => 'info@example.jp');
 SELECT taskflow.drop_template('期限リマインド');
 RESET ROLE;
 SET ROLE tf_tpl_nobody;
-SELECT taskflow.create_template('部外者作成', '件名', '本文');
+SELECT taskflow.create_template('部外者作成', '件名', '本文',
+	sender_address => 'info@example.jp');
 SELECT * FROM taskflow.template;
 RESET ROLE;
 DROP ROLE tf_tpl_app, tf_tpl_op, tf_tpl_nobody;

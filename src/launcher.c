@@ -82,6 +82,22 @@ TaskflowRegisterLauncher(void)
 }
 
 /*
+ * SetStartFailed records in a database's slot whether its scheduler could
+ * not be started for want of a background worker, for worker_status.
+ */
+static void
+SetStartFailed(Oid dboid, bool failed)
+{
+	TaskflowDbSlot slot;
+
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	slot = TaskflowSlotFor(dboid, false);
+	if (slot)
+		slot->start_failed = failed;
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
  * StartScheduler registers a dynamic scheduler worker for a database.  When
  * no background worker slot is free it warns once (not at every retry, every
  * 5 seconds, until a start succeeds).
@@ -110,9 +126,11 @@ StartScheduler(SchedulerHandle *h, Oid dboid, const char *dbname)
 					 errdetail("It is tried again every 5 seconds; this is logged once."),
 					 errhint("Raise max_worker_processes.")));
 		h->start_failed = true;
+		SetStartFailed(dboid, true);
 		retry_soon = true;
 		return NULL;
 	}
+	SetStartFailed(dboid, false);
 	if (h->start_failed)
 		ereport(LOG,
 				(errmsg("taskflow: started the scheduler for database \"%s\"", dbname)));
@@ -160,6 +178,22 @@ IsRunning(SchedulerHandle *h)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * ReleaseHandle gives up the launcher's entry for a database that holds no
+ * slot any more (its scheduler has exited), with its delivery workers'
+ * handles (those workers exit by themselves).
+ */
+static void
+ReleaseHandle(SchedulerHandle *h)
+{
+	if (h->handle)
+		pfree(h->handle);
+	for (int i = 0; i < TASKFLOW_MAX_DELIVERY_WORKERS; i++)
+		if (h->delivery.handle[i])
+			pfree(h->delivery.handle[i]);
+	memset(h, 0, sizeof(SchedulerHandle));
 }
 
 /*
@@ -327,6 +361,78 @@ HasFreeSlot(Oid dboid)
 }
 
 /*
+ * OidInList says whether an oid is among the first n of a list.
+ */
+static bool
+OidInList(Oid oid, const Oid *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == oid)
+			return true;
+	return false;
+}
+
+/*
+ * ReleaseUnservedSlots frees the slots of existing databases the launcher
+ * no longer serves (taken out of taskflow.databases, made a template or
+ * closed to connections) once their scheduler has exited, so that they no
+ * longer count in taskflow.max_workers and a database left out gets the
+ * slot; worker_status then has no row for them.  Returns how many it freed.
+ */
+static int
+ReleaseUnservedSlots(const Oid *served, int nserved)
+{
+	int			nfreed = 0;
+
+	for (int i = 0; i < taskflow_shared->nslots; i++)
+	{
+		TaskflowDbSlot slot = &taskflow_shared->slots[i];
+		SchedulerHandle *h = NULL;
+		Oid			dboid;
+		bool		freed = false;
+
+		LWLockAcquire(taskflow_shared->lock, LW_SHARED);
+		dboid = slot->dboid;
+		LWLockRelease(taskflow_shared->lock);
+		if (!OidIsValid(dboid) || OidInList(dboid, served, nserved))
+			continue;
+		for (int j = 0; j < taskflow_shared->nslots; j++)
+			if (handles[j].dboid == dboid)
+				h = &handles[j];
+		if (h && IsRunning(h))
+			continue;			/* started, and not exited yet */
+		LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+		if (slot->dboid == dboid && slot->pid == 0)
+		{
+			slot->dboid = InvalidOid;
+			freed = true;
+		}
+		LWLockRelease(taskflow_shared->lock);
+		if (freed)
+		{
+			nfreed++;
+			if (h)
+				ReleaseHandle(h);
+		}
+	}
+	return nfreed;
+}
+
+/*
+ * PublishWaiting tells worker_status which databases the launcher left out
+ * in its last scan because every taskflow.max_workers slot was in use.
+ */
+static void
+PublishWaiting(const Oid *waiting, int nwaiting)
+{
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	taskflow_shared->nwaiting = Min(nwaiting, TASKFLOW_WAITING_MAX);
+	memcpy(taskflow_shared->waiting, waiting,
+		   sizeof(Oid) * taskflow_shared->nwaiting);
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
  * ForgetMissingDatabases frees the slots of databases that no longer exist;
  * returns how many it freed.
  */
@@ -372,7 +478,8 @@ ForgetMissingDatabases(Oid *present, int npresent)
 /*
  * ScanDatabases starts a scheduler for every database that allows
  * connections, is not a template, is listed in taskflow.databases, and
- * has none running.
+ * has none running.  The slots of databases it no longer serves are freed,
+ * and those it leaves out for want of a slot are shown in worker_status.
  */
 static void
 ScanDatabases(void)
@@ -382,6 +489,11 @@ ScanDatabases(void)
 	HeapTuple	tup;
 	Oid		   *present = palloc(sizeof(Oid) * 1024);
 	int			npresent = 0;
+	Oid		   *served = palloc(sizeof(Oid) * 1024);
+	int			nserved = 0;
+	Oid			waiting[TASKFLOW_WAITING_MAX];
+	int			nwaiting = 0;
+	int			nfreed;
 	bool		slot_missing = false;
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -399,8 +511,11 @@ ScanDatabases(void)
 		if (npresent < 1024)
 			present[npresent++] = db->oid;
 		if (!db->datallowconn || db->datistemplate ||
-			!TaskflowServesDatabase(NameStr(db->datname)) ||
-			KnownWithoutTaskflow(db->oid))
+			!TaskflowServesDatabase(NameStr(db->datname)))
+			continue;
+		if (nserved < 1024)
+			served[nserved++] = db->oid;
+		if (KnownWithoutTaskflow(db->oid))
 			continue;
 		old = MemoryContextSwitchTo(TopMemoryContext);
 		h = HandleFor(db->oid);
@@ -408,9 +523,17 @@ ScanDatabases(void)
 		while ((h == NULL || !HasFreeSlot(db->oid)) && EvictDatabaseWithoutTaskflow())
 			h = HandleFor(db->oid);
 		if (h != NULL && !HasFreeSlot(db->oid))
+		{
+			if (!IsRunning(h))
+				ReleaseHandle(h);	/* keep the entries for those with a slot */
 			h = NULL;
+		}
 		if (h == NULL)
+		{
 			slot_missing = true;
+			if (nwaiting < TASKFLOW_WAITING_MAX)
+				waiting[nwaiting++] = db->oid;
+		}
 		if (h == NULL && !warned_no_slot)
 		{
 			ereport(WARNING,
@@ -432,9 +555,20 @@ ScanDatabases(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cxt);
-	/* a dropped database's slot is free: give it at once to one left out */
-	if (ForgetMissingDatabases(present, npresent) > 0 && slot_missing)
+	PublishWaiting(waiting, nwaiting);
+
+	/*
+	 * A slot freed by a dropped database, or by one no longer served, goes
+	 * at once to one left out.  (A database beyond the first 1024 is not
+	 * known to be served: its slot is kept, never freed by mistake.)
+	 */
+	nfreed = ForgetMissingDatabases(present, npresent);
+	if (nserved < 1024)
+		nfreed += ReleaseUnservedSlots(served, nserved);
+	if (nfreed > 0 && slot_missing)
 		scan_again = true;
+	pfree(present);
+	pfree(served);
 	if (!slot_missing)
 		warned_no_slot = false; /* warn again if it happens again */
 }

@@ -93,6 +93,8 @@ ClaimSlot(Oid dboid)
 		my_slot->started_at = GetCurrentTimestamp();
 		my_slot->no_extension = false;
 		my_slot->held = false;
+		my_slot->disabled = !taskflow_enabled;
+		my_slot->start_failed = false;
 	}
 	LWLockRelease(taskflow_shared->lock);
 	if (my_slot == NULL)
@@ -260,6 +262,18 @@ CheckHold(void)
 }
 
 /*
+ * RecordEnabled shows in worker_status whether this scheduler runs anything
+ * (taskflow.enabled, read again at every wake-up, a reload included).
+ */
+static void
+RecordEnabled(void)
+{
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	my_slot->disabled = !taskflow_enabled;
+	LWLockRelease(taskflow_shared->lock);
+}
+
+/*
  * RunOnce runs the engine in one transaction; false when taskflow is not
  * installed here (the scheduler then exits).  Errors are logged and kept
  * for the status view; the scheduler retries after a pause.
@@ -274,6 +288,7 @@ RunOnce(TimestampTz *next_wakeup)
 	volatile bool runnable = false;
 
 	memset(&result, 0, sizeof(result));
+	RecordEnabled();
 	PG_TRY();
 	{
 		char	   *version;

@@ -14,6 +14,7 @@
 
 #define TASKFLOW_ERROR_LEN 256
 #define TASKFLOW_CREATED_QUEUE 64
+#define TASKFLOW_WAITING_MAX 64
 
 typedef struct TaskflowDbSlotData
 {
@@ -23,6 +24,8 @@ typedef struct TaskflowDbSlotData
 	bool		no_extension;	/* taskflow is not installed there */
 	bool		extension_created;	/* CREATE EXTENSION since: forget that */
 	bool		held;			/* restored from a dump: waits for the DBA */
+	bool		disabled;		/* its scheduler saw taskflow.enabled = off */
+	bool		start_failed;	/* no background worker slot was free for it */
 	TimestampTz drop_requested_at;	/* a DROP wants it gone (0: no) */
 	TimestampTz started_at;
 	TimestampTz last_run_at;
@@ -50,6 +53,9 @@ typedef struct TaskflowSharedData
 	int			ncreated;
 	bool		created_overflow;	/* more than fit: look at every database */
 	Oid			created[TASKFLOW_CREATED_QUEUE];
+	/* databases the launcher left out: all taskflow.max_workers in use */
+	int			nwaiting;
+	Oid			waiting[TASKFLOW_WAITING_MAX];
 	int			nslots;
 	TaskflowDbSlotData slots[FLEXIBLE_ARRAY_MEMBER];
 } TaskflowSharedData;

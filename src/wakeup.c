@@ -29,6 +29,7 @@
 #include "hold.h"
 #include "roles.h"
 #include "shared.h"
+#include "status.h"
 #include "wakeup.h"
 
 PG_FUNCTION_INFO_V1(taskflow_wake_trigger);
@@ -201,6 +202,8 @@ TaskflowProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
+	/* a database that cannot hold taskflow's text is refused at once */
+	TaskflowCheckCreateExtension(parsetree);
 	if (IsA(parsetree, DropdbStmt))
 		StopSchedulerForDrop(get_database_oid(((DropdbStmt *) parsetree)->dbname, true),
 							 false);

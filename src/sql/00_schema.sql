@@ -7,6 +7,22 @@
 
 \echo Use "CREATE EXTENSION taskflow" to load this file. \quit
 
+-- taskflow stores names, templates and mail text in Japanese: refuse a
+-- database that cannot hold them before anything is created (SQL_ASCII
+-- would install, then refuse every Japanese name).  The library makes the
+-- same check before the script is read, when it is loaded (preloaded).
+DO $encoding$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+		RAISE EXCEPTION 'taskflow needs a UTF8 database; database "%" uses encoding %',
+			pg_catalog.current_database(), pg_catalog.getdatabaseencoding()
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				DETAIL = 'taskflow stores names, templates and mail text in Japanese.',
+				HINT = 'Create a database with CREATE DATABASE ... TEMPLATE template0 ENCODING ''UTF8'' and install taskflow there.';
+	END IF;
+END
+$encoding$;
+
 -- Fails cleanly ("schema already exists") if someone created it beforehand.
 CREATE SCHEMA taskflow;
 COMMENT ON SCHEMA taskflow IS 'taskflow: members, criteria, tasks, chains, outbox';

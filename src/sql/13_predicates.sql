@@ -8,24 +8,29 @@
 -- The simple ones are plain SQL expressions the planner inlines, so
 -- indexes on the member columns still apply.
 
--- Calendar days from the day of ts to today (negative when ts is later).
+-- Calendar days from the day of ts to today (negative when ts is later);
+-- NULL for 'infinity' / '-infinity' (no day count: "never expires").
 CREATE FUNCTION taskflow.days_since(ts timestamptz)
 RETURNS integer
 LANGUAGE sql STABLE PARALLEL SAFE
-RETURN (taskflow.clock()::date OPERATOR(pg_catalog.-) ts::date);
+RETURN (CASE WHEN pg_catalog.isfinite(ts)
+			 THEN taskflow.clock()::date OPERATOR(pg_catalog.-) ts::date END);
 
--- Calendar days from today to the day of ts (negative when ts is past).
+-- Calendar days from today to the day of ts (negative when ts is past);
+-- NULL for 'infinity' / '-infinity'.
 CREATE FUNCTION taskflow.days_until(ts timestamptz)
 RETURNS integer
 LANGUAGE sql STABLE PARALLEL SAFE
-RETURN (ts::date OPERATOR(pg_catalog.-) taskflow.clock()::date);
+RETURN (CASE WHEN pg_catalog.isfinite(ts)
+			 THEN ts::date OPERATOR(pg_catalog.-) taskflow.clock()::date END);
 
 -- Calendar days from today to the next anniversary of a date (birthday).
--- A 29 February anniversary falls on 28 February in common years.
+-- A 29 February anniversary falls on 28 February in common years; an
+-- infinite date has none (NULL).
 CREATE FUNCTION taskflow.days_until_anniversary(d date)
 RETURNS integer
 LANGUAGE sql STABLE PARALLEL SAFE
-RETURN (
+RETURN CASE WHEN pg_catalog.isfinite(d) THEN (
 	SELECT CASE WHEN y.this_year OPERATOR(pg_catalog.>=) y.t
 				THEN y.this_year OPERATOR(pg_catalog.-) y.t
 				ELSE y.next_year OPERATOR(pg_catalog.-) y.t END
@@ -34,7 +39,7 @@ RETURN (
 				   (d OPERATOR(pg_catalog.+) make_interval(years => c.age OPERATOR(pg_catalog.+) 1))::date AS next_year
 			  FROM (SELECT taskflow.clock()::date AS t,
 						   (extract(year FROM taskflow.clock()::date)
-							OPERATOR(pg_catalog.-) extract(year FROM d))::integer AS age) c) y);
+							OPERATOR(pg_catalog.-) extract(year FROM d))::integer AS age) c) y) END;
 
 -- True when ts lies in [clock, clock + span).
 CREATE FUNCTION taskflow.within_next(ts timestamptz, span interval)

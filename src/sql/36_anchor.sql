@@ -41,18 +41,19 @@ END
 $$;
 
 -- The anchor of a member as a SQL expression over "member" (timestamptz;
--- dates are local midnight in the chain's time zone).
+-- dates are local midnight in the chain's time zone).  An infinite date
+-- ('infinity': never expires) is no anchor: NULL, as a missing one.
 CREATE FUNCTION taskflow._anchor_sql(anchor text, tz text)
 RETURNS text
 LANGUAGE sql IMMUTABLE STRICT
-RETURN CASE
+RETURN format('(CASE WHEN pg_catalog.isfinite(%1$s) THEN %1$s END)', CASE
 	WHEN anchor OPERATOR(pg_catalog.=) 'birthday' THEN
 		format('((member.birthday OPERATOR(pg_catalog.+) time ''00:00'') AT TIME ZONE %L)', tz)
 	WHEN anchor OPERATOR(pg_catalog.^@) 'properties.' THEN
 		format('(((member.properties OPERATOR(pg_catalog.->>) %L)::date OPERATOR(pg_catalog.+) time ''00:00'') AT TIME ZONE %L)',
 			   substr(anchor, 12), tz)
 	ELSE format('member.%I', anchor)
-	END;
+	END);
 
 -- When a step at "days" days (at local time "at", or the anchor's own time
 -- of day when NULL) from an anchor occurrence is due, in zone tz.

@@ -343,5 +343,41 @@ ok(defined TaskflowTest::wait_for($node, 'app1',
 	  . " WHERE m.name = '田中健太' AND h.event = 'applied'", seconds => 5),
 	'and its work is done');
 
+# ---- 4. taskflow.enabled = off -----------------------------------------------
+
+# Both views say that automation is switched off (not "running" with a
+# next wake-up that passes while nothing happens), nothing runs, and
+# switching it back on runs what became due meanwhile.
+$node->safe_psql('postgres', "ALTER SYSTEM SET taskflow.delivery_workers = 1");
+$node->safe_psql('postgres', "ALTER SYSTEM SET taskflow.enabled = off");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(defined TaskflowTest::wait_for($node, 'app1',
+		"SELECT state = 'disabled' AND pid IS NOT NULL AND next_wakeup_at IS NULL"
+		  . " AND last_error LIKE 'taskflow.enabled is off%'"
+		  . " FROM taskflow.worker_status WHERE database = 'app1'", seconds => 5),
+	'taskflow.enabled = off: worker_status says disabled, with no next wake-up, and why');
+ok(defined TaskflowTest::wait_for($node, 'app1',
+		"SELECT count(*) = 1 AND bool_and(state = 'disabled' AND next_wakeup_at IS NULL)"
+		  . " FROM taskflow.delivery_status", seconds => 5),
+	'delivery_status: the delivery worker says disabled too');
+$node->safe_psql('app1', <<'SQL');
+INSERT INTO taskflow.member (external_id, email, name, status) VALUES
+	('app1-6', 'ito@example.jp', '伊藤さくら', 'trial');
+SQL
+my $applied_ito = "SELECT count(*) = 1 FROM taskflow.history h JOIN taskflow.member m USING (member_id)"
+  . " WHERE m.name = '伊藤さくら' AND h.event = 'applied'";
+ok(TaskflowTest::holds($node, 'app1', $applied_ito =~ s/= 1/= 0/r, seconds => 2),
+	'while disabled, a new member of an always chain is not entered');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET taskflow.enabled");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(defined TaskflowTest::wait_for($node, 'app1',
+		"SELECT state = 'running' AND next_wakeup_at IS NOT NULL AND last_error IS NULL"
+		  . " FROM taskflow.worker_status WHERE database = 'app1'", seconds => 5),
+	'switched on again: running');
+ok(defined TaskflowTest::wait_for($node, 'app1', $applied_ito, seconds => 5),
+	'and the new member gets the welcome');
+is($node->safe_psql('app1', "SELECT string_agg(state, ',') FROM taskflow.delivery_status"),
+	'running', 'the delivery worker is running again');
+
 $node->stop;
 done_testing();

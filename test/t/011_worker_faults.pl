@@ -121,7 +121,7 @@ ok(TaskflowTest::holds($node, 'app', applied_is('定期案内:2', 0),
 		seconds => 3),
 	'taskflow.enabled = off: a due step is not applied (watched for 3 s)');
 is(status('app', 'runs'), $runs, 'worker_status: no run while disabled');
-is(status('app', 'state'), 'running', 'the scheduler itself stays (asleep)');
+is(status('app', 'state'), 'disabled', 'the scheduler itself stays (asleep), shown as disabled');
 reload('taskflow.enabled' => undef);
 my $took = TaskflowTest::wait_for($node, 'app',
 	applied_is('定期案内:2', 3), seconds => 5);
