@@ -53,3 +53,20 @@ SELECT taskflow.unsubscribe_token(1);
 SELECT * FROM taskflow.unsubscribe_secret;
 RESET ROLE;
 DROP ROLE unsubscribe_op;
+
+---------------------------------------------------------------- test chains
+-- a test chain's mail goes to a tester: it carries no List-Unsubscribe
+-- (nor the one-click Post header), since its link would unsubscribe the
+-- real member; List-Id stays.  The production mail keeps its link.
+-- (山田 unsubscribed above: the test chain's message to him is cancelled.)
+SELECT taskflow.configure_channel('email', test_recipients => ARRAY['qa@example.jp']);
+SELECT taskflow.create_chain('お知らせ（テスト）', tasks => ARRAY['お知らせ配信'], time_zone => 'Asia/Tokyo',
+	test => true) > 0 AS created;
+SELECT chain, entered, applied FROM taskflow.run('2026-04-02 09:00+09', 'お知らせ（テスト）');
+SELECT outbox_id, recipient, original_recipient
+  FROM taskflow.claim_messages('email', 'relay-1', 10, as_of => '2026-04-02 09:00+09');
+SELECT o.is_test, o.member_id, o.state,
+	   substring(taskflow.mime_message(o.outbox_id, '2026-04-02 09:00+09') from E'\r\nTo: ([^\r]*)') AS "to",
+	   strpos(taskflow.mime_message(o.outbox_id, '2026-04-02 09:00+09'), 'List-Unsubscribe') > 0 AS list_unsubscribe,
+	   strpos(taskflow.mime_message(o.outbox_id, '2026-04-02 09:00+09'), E'\r\nList-Id: ') > 0 AS list_id
+  FROM taskflow.outbox o ORDER BY o.outbox_id;

@@ -54,6 +54,7 @@
 #include "utils/timestamp.h"
 
 #include "delivery.h"
+#include "hold.h"
 #include "settings.h"
 #include "shared.h"
 #include "version.h"
@@ -76,6 +77,7 @@ typedef struct DeliverySlot
 	Oid			dboid;
 	int			number;			/* 1 .. taskflow.delivery_workers */
 	pid_t		pid;			/* 0: not running */
+	bool		held;			/* the database's automation is held */
 	Latch	   *latch;
 	TimestampTz started_at;
 	TimestampTz last_batch_at;
@@ -444,6 +446,7 @@ ClaimSlot(Oid dboid)
 	if (my_slot)
 	{
 		my_slot->pid = MyProcPid;
+		my_slot->held = false;
 		my_slot->latch = &MyProc->procLatch;
 		my_slot->started_at = GetCurrentTimestamp();
 	}
@@ -471,6 +474,42 @@ RecordError(const char *channel, const char *message)
 	my_slot->last_error_at = GetCurrentTimestamp();
 	strlcpy(my_slot->last_error, text, TASKFLOW_ERROR_LEN);
 	LWLockRelease(delivery_shared->lock);
+}
+
+/*
+ * RecordHold shows in taskflow.delivery_status whether this database's
+ * automation is held (hold.c: a restored copy, or hold_automation()): state
+ * 'held', and in last_error why and how to resume, as worker_status shows
+ * it for the scheduler.  Cleared when the hold is released; logged once
+ * each way.
+ */
+static void
+RecordHold(const char *message)
+{
+	bool		was_held;
+
+	LWLockAcquire(delivery_shared->lock, LW_EXCLUSIVE);
+	was_held = my_slot->held;
+	my_slot->held = (message != NULL);
+	if (message != NULL &&
+		(!was_held || strcmp(my_slot->last_error, message) != 0))
+	{
+		my_slot->last_error_at = GetCurrentTimestamp();
+		strlcpy(my_slot->last_error, message, TASKFLOW_ERROR_LEN);
+	}
+	else if (message == NULL && was_held)
+	{
+		my_slot->last_error_at = 0;
+		my_slot->last_error[0] = '\0';
+	}
+	LWLockRelease(delivery_shared->lock);
+	if (message != NULL && !was_held)
+		ereport(LOG,
+				(errmsg("taskflow delivery worker %d: automation held, nothing is sent: %s",
+						my_number, message)));
+	else if (message == NULL && was_held)
+		ereport(LOG,
+				(errmsg("taskflow delivery worker %d: automation resumed", my_number)));
 }
 
 /*
@@ -1170,7 +1209,10 @@ static const char *release_sql =
 /*
  * StartRound reads the channels (false: taskflow is not installed here),
  * releasing at the first round the leases of an earlier worker with this
- * number (it died: nothing else holds them).
+ * number (it died: nothing else holds them).  While the database's
+ * automation is held there are no channels to serve (claim_messages would
+ * claim nothing): the round only records the hold for the status view, and
+ * the hold's release wakes the worker.
  */
 static bool
 StartRound(List **channels, MemoryContext cxt, bool *failed)
@@ -1180,6 +1222,7 @@ StartRound(List **channels, MemoryContext cxt, bool *failed)
 	static bool told_version = false;
 	volatile bool installed = true;
 	volatile bool ready = true;
+	volatile bool held = false;
 	bool		isnull;
 
 	*channels = NIL;
@@ -1207,6 +1250,13 @@ StartRound(List **channels, MemoryContext cxt, bool *failed)
 			ready = false;
 		if (installed && ready)
 		{
+			char	   *hold = TaskflowHoldMessage();
+
+			RecordHold(hold);
+			held = (hold != NULL);
+		}
+		if (installed && ready && !held)
+		{
 			if (!released)
 			{
 				Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
@@ -1225,7 +1275,7 @@ StartRound(List **channels, MemoryContext cxt, bool *failed)
 			*channels = LoadChannels(cxt);
 		}
 		CommitWork();
-		if (installed && ready)
+		if (installed && ready && !held)
 			released = true;
 	}
 	PG_CATCH();
@@ -1395,7 +1445,13 @@ taskflow_delivery_status(PG_FUNCTION_ARGS)
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int32GetDatum(s.number);
-		values[1] = CStringGetTextDatum(s.pid != 0 ? "running" : "stopped");
+		/*
+		 * taskflow.enabled = off: the worker sleeps and sends nothing; held:
+		 * the database's automation is held (last_error says why)
+		 */
+		values[1] = CStringGetTextDatum(s.pid == 0 ? "stopped"
+										: !taskflow_enabled ? "disabled"
+										: s.held ? "held" : "running");
 		values[2] = Int32GetDatum(s.pid);
 		nulls[2] = (s.pid == 0);
 		values[3] = TimestampTzGetDatum(s.started_at);
@@ -1409,7 +1465,7 @@ taskflow_delivery_status(PG_FUNCTION_ARGS)
 		values[9] = Int32GetDatum(s.last_batch_size);
 		values[10] = Float8GetDatum(s.last_batch_ms);
 		values[11] = TimestampTzGetDatum(s.next_wakeup_at);
-		nulls[11] = (s.next_wakeup_at == 0 || s.pid == 0);
+		nulls[11] = (s.next_wakeup_at == 0 || s.pid == 0 || !taskflow_enabled);
 		values[12] = TimestampTzGetDatum(s.last_error_at);
 		nulls[12] = (s.last_error_at == 0);
 		values[13] = CStringGetTextDatum(s.last_error);

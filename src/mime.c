@@ -138,7 +138,7 @@ mime_check_header(const char *header, const char *part, const char *value)
 		pg_wchar	c = utf8_to_unicode(p);
 
 		position++;
-		if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+		if (MimeIsHeaderControl(c))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s header%s%s contains a line break or control character (U+%04X) at character %d",

@@ -17,6 +17,19 @@
 #define TASKFLOW_MIME_H
 
 #include "datatype/timestamp.h"
+#include "mb/pg_wchar.h"
+
+/*
+ * MimeIsHeaderControl: a character no header value may hold, which the
+ * builder refuses: C0 controls (CR, LF and tab among them), DEL and the C1
+ * controls U+0080 to U+009F.  The renderer (template.c) writes a space for
+ * each of them in a subject, so what it renders is what the builder takes.
+ */
+static inline bool
+MimeIsHeaderControl(pg_wchar c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f);
+}
 
 /*
  * One message.  Strings are in the server encoding (converted to UTF-8

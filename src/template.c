@@ -37,6 +37,7 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "mime.h"
 #include "template.h"
 
 PG_FUNCTION_INFO_V1(taskflow_template_fields);
@@ -427,8 +428,8 @@ TemplateJsonEscapeOf(char c, char *buf)
 
 /*
  * TemplateEscapeOf returns what replaces character c in a value written
- * with the given escaping, or NULL when c stays as it is; buf (8 bytes)
- * may hold the replacement.
+ * as HTML or JSON, or NULL when c stays as it is; buf (8 bytes) may hold
+ * the replacement.
  */
 static const char *
 TemplateEscapeOf(TemplateEscape escape, char c, char *buf)
@@ -450,19 +451,83 @@ TemplateEscapeOf(TemplateEscape escape, char c, char *buf)
 			case '\'':
 				return "&#39;";
 		}
-		return NULL;
 	}
-	/* header: no line break may reach the header (header injection) */
-	if ((unsigned char) c < 0x20 || c == 0x7f)
-		return " ";
 	return NULL;
 }
 
 /*
+ * TemplateAppendHeaderUtf8 writes UTF-8 text on one header line: every
+ * character the MIME builder refuses in a header (MimeIsHeaderControl: C0,
+ * DEL, C1) becomes a space, so no value can add a header or stop the mail
+ * from being built.  A malformed sequence (possible in SQL_ASCII) is taken
+ * byte by byte.
+ */
+static void
+TemplateAppendHeaderUtf8(StringInfo out, const char *value, int len)
+{
+	int			start = 0;
+	int			i = 0;
+
+	while (i < len)
+	{
+		const unsigned char *p = (const unsigned char *) value + i;
+		int			n = (*p < 0x80) ? 1 : pg_utf_mblen(p);
+		pg_wchar	c;
+
+		if (n < 1 || n > len - i)
+			n = 1;
+		c = (n == 1) ? *p : utf8_to_unicode(p);
+		if (MimeIsHeaderControl(c))
+		{
+			appendBinaryStringInfo(out, value + start, i - start);
+			appendStringInfoChar(out, ' ');
+			start = i + n;
+		}
+		i += n;
+	}
+	appendBinaryStringInfo(out, value + start, len - start);
+}
+
+/*
+ * TemplateAppendHeader writes text of a subject (a value, a default or the
+ * template's own text) on one header line, whatever the server encoding:
+ * text with non-ASCII bytes in another encoding than UTF-8 is converted to
+ * UTF-8 and back, so C1 controls are found as characters, not bytes.
+ */
+static void
+TemplateAppendHeader(StringInfo out, const char *value, int len)
+{
+	int			encoding = GetDatabaseEncoding();
+	StringInfoData utf8_out;
+	char	   *utf8;
+	int			i;
+
+	if (encoding == PG_UTF8 || encoding == PG_SQL_ASCII)
+	{
+		TemplateAppendHeaderUtf8(out, value, len);
+		return;
+	}
+	for (i = 0; i < len; i++)
+		if (IS_HIGHBIT_SET(value[i]))
+			break;
+	if (i == len)
+	{
+		TemplateAppendHeaderUtf8(out, value, len);
+		return;
+	}
+	utf8 = pg_server_to_any(value, len, PG_UTF8);
+	initStringInfo(&utf8_out);
+	TemplateAppendHeaderUtf8(&utf8_out, utf8, strlen(utf8));
+	appendStringInfoString(out, pg_any_to_server(utf8_out.data, utf8_out.len,
+												 PG_UTF8));
+	pfree(utf8_out.data);
+}
+
+/*
  * TemplateAppendEscaped writes a merge-field value (or default) into out:
- * as it is in text, HTML-escaped in HTML, on one line in a header, as
- * JSON-string content in JSON.  Only ASCII bytes are replaced, so multibyte
- * characters pass untouched.
+ * as it is in text, HTML-escaped in HTML, on one line in a header (see
+ * TemplateAppendHeader), as JSON-string content in JSON.  HTML and JSON
+ * replace only ASCII bytes, so multibyte characters pass untouched.
  */
 void
 TemplateAppendEscaped(StringInfo out, TemplateEscape escape,
@@ -475,6 +540,11 @@ TemplateAppendEscaped(StringInfo out, TemplateEscape escape,
 	if (escape == TEMPLATE_ESCAPE_TEXT)
 	{
 		appendBinaryStringInfo(out, value, len);
+		return;
+	}
+	if (escape == TEMPLATE_ESCAPE_HEADER)
+	{
+		TemplateAppendHeader(out, value, len);
 		return;
 	}
 	for (i = 0; i < len; i++)
@@ -721,7 +791,15 @@ TemplateRender(Template tpl, TemplateEscape escape, TemplateLookup lookup,
 
 		if (part->kind == TEMPLATE_LITERAL)
 		{
-			appendBinaryStringInfo(out, part->text, part->len);
+			/*
+			 * the template's own subject text too: whatever its validation
+			 * let through (a template saved by an older version), the
+			 * subject is one line the MIME builder takes
+			 */
+			if (escape == TEMPLATE_ESCAPE_HEADER)
+				TemplateAppendHeader(out, part->text, part->len);
+			else
+				appendBinaryStringInfo(out, part->text, part->len);
 			continue;
 		}
 		resetStringInfo(value);

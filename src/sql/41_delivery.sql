@@ -125,6 +125,41 @@ BEGIN
 END
 $$;
 
+------------------------------------------------------------------ queue
+
+-- A message the engine queues already cancelled (the member has no e-mail
+-- address, or unsubscribed before the step: src/step.c) is written to the
+-- member's timeline as mail_cancelled, like one cancelled at claim time,
+-- so the member's activity shows that no mail went out.  Recorded by whoever
+-- applied the step ('taskflow', or the operator of a manual task); not for
+-- test chains, whose mail the member would not have received.
+CREATE FUNCTION taskflow._outbox_cancelled()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail, recorded_by)
+	VALUES (NEW.member_id, 'mail_cancelled', NEW.created_at,
+			jsonb_strip_nulls(jsonb_build_object('outbox_id', NEW.outbox_id, 'channel', NEW.channel,
+				'subject', NEW.subject, 'recipient', NEW.recipient, 'reason', NEW.state_reason)),
+			coalesce((SELECT h.actor FROM taskflow.history h
+					   WHERE h.chain_id OPERATOR(pg_catalog.=) NEW.chain_id
+						 AND h.member_id OPERATOR(pg_catalog.=) NEW.member_id
+						 AND h.iteration OPERATOR(pg_catalog.=) NEW.iteration
+						 AND h.step_id OPERATOR(pg_catalog.=) NEW.step_id
+						 AND h.event OPERATOR(pg_catalog.=) 'applied'),
+					 'taskflow'));
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION taskflow._outbox_cancelled() IS
+	'Trigger: a message queued as cancelled leaves mail_cancelled on the member''s timeline';
+CREATE TRIGGER outbox_cancelled AFTER INSERT ON taskflow.outbox
+	FOR EACH ROW
+	WHEN (NEW.state OPERATOR(pg_catalog.=) 'cancelled' AND NOT NEW.is_test)
+	EXECUTE FUNCTION taskflow._outbox_cancelled();
+
 ------------------------------------------------------------------ claim
 
 -- Step 1 of a claim: messages whose lease ended (the worker died or hung)
@@ -173,7 +208,31 @@ BEGIN
 END
 $$;
 
--- Step 2: messages that must not be sent are cancelled (and written to the
+-- Step 2: each message goes to its member's address as it is now, not as
+-- it was when queued: a member who corrected the address while the
+-- message waited (quiet hours, a cap, the quota, a retry) gets it at the
+-- new one, which the suppression check below then looks at.  A test
+-- chain's message already routed to a tester keeps its tester and gets
+-- the new address in original_recipient; a member without an address now
+-- leaves the message without recipient (cancelled below).
+CREATE FUNCTION taskflow._claim_recipients(ids bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE taskflow.outbox o
+	   SET recipient = CASE WHEN o.original_recipient IS NOT NULL AND m.email IS NOT NULL
+							THEN o.recipient ELSE m.email END,
+		   original_recipient = CASE WHEN o.original_recipient IS NOT NULL THEN m.email END
+	  FROM taskflow.member m
+	 WHERE o.outbox_id OPERATOR(pg_catalog.=) ANY (ids)
+	   AND m.member_id OPERATOR(pg_catalog.=) o.member_id
+	   AND coalesce(o.original_recipient, o.recipient) IS DISTINCT FROM m.email;
+END
+$$;
+
+-- Step 3: messages that must not be sent are cancelled (and written to the
 -- member's timeline): marketing mail to an unsubscribed member or a
 -- suppressed address, a message without recipient, a test chain's message
 -- when the channel has no test recipients.
@@ -217,7 +276,7 @@ BEGIN
 END
 $$;
 
--- Step 3: the guardrails that defer marketing mail to a member: quiet
+-- Step 4: the guardrails that defer marketing mail to a member: quiet
 -- hours (in the chain's time zone) and the frequency cap.  Transactional
 -- messages pass.  Test and production mail are counted apart.
 CREATE FUNCTION taskflow._claim_member_guardrails(ch taskflow.channel, ids bigint[],
@@ -271,7 +330,7 @@ BEGIN
 END
 $$;
 
--- Step 4: the daily quota of the channel (per-message billing): messages
+-- Step 5: the daily quota of the channel (per-message billing): messages
 -- sent today (in quota_time_zone) and in flight count; the rest of the
 -- batch waits for the next day.
 CREATE FUNCTION taskflow._claim_quota(ch taskflow.channel, ids bigint[], as_of timestamptz)
@@ -322,7 +381,8 @@ RETURN CASE
 -- Leases up to max ready messages of a channel to a worker for lease, as of
 -- an instant, and returns them ('sending', attempts counted, recipient
 -- rewritten for test chains, Message-ID set).  In order: expired leases
--- are reclaimed; unsubscribed members and suppressed addresses cancelled
+-- are reclaimed; each recipient is read again from the member row;
+-- unsubscribed members and suppressed addresses cancelled
 -- (marketing mail); quiet hours and the frequency cap defer (marketing
 -- mail); the daily quota defers to the next day; the rate limit leaves the
 -- rest for the next second.  Rows another claim holds are skipped.
@@ -380,6 +440,7 @@ BEGIN
 	IF ids IS NULL THEN
 		RETURN;
 	END IF;
+	PERFORM taskflow._claim_recipients(ids);
 	PERFORM taskflow._claim_cancel(ch, worker, ids, as_of);
 	PERFORM taskflow._claim_member_guardrails(ch, ids, as_of);
 	PERFORM taskflow._claim_quota(ch, ids, as_of);
@@ -430,6 +491,37 @@ COMMENT ON FUNCTION taskflow.claim_messages(text, text, integer, interval, times
 	'Leases up to max ready messages of a channel to a worker (suppression, guardrails, test routing applied); returns them';
 
 ------------------------------------------------------------------ complete
+
+-- A completion's reply as one text, for state_reason and the suppression
+-- list: "550 5.1.1 <a@example.jp>: User unknown".  A reply as the delivery
+-- workers pass it is the server's whole line, which starts with the code
+-- and often the enhanced code ("550-5.1.1 ..." for a multi-line one); a
+-- relay may pass it without the code (Python's smtplib) or without
+-- either.  What the reply already starts with is not written twice.
+CREATE FUNCTION taskflow._reply_text(code integer, enhanced text, reply text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r text := btrim(reply);
+BEGIN
+	IF code IS NOT NULL AND (r OPERATOR(pg_catalog.=) code::text
+							 OR left(r, 4) OPERATOR(pg_catalog.=) ANY
+								(ARRAY[code::text OPERATOR(pg_catalog.||) ' ',
+									   code::text OPERATOR(pg_catalog.||) '-'])) THEN
+		r := ltrim(substr(r, 5));
+	END IF;
+	IF nullif(enhanced, '') IS NOT NULL
+	   AND (r OPERATOR(pg_catalog.=) enhanced
+			OR starts_with(r, enhanced OPERATOR(pg_catalog.||) ' ')) THEN
+		r := ltrim(substr(r, length(enhanced) OPERATOR(pg_catalog.+) 2));
+	END IF;
+	RETURN nullif(concat_ws(' ', code, nullif(enhanced, ''), nullif(r, '')), '');
+END
+$$;
+COMMENT ON FUNCTION taskflow._reply_text(integer, text, text) IS
+	'A reply code, enhanced code and reply text as one text, without repeating what the reply starts with';
 
 -- Writes back what became of a batch of claimed messages, one array
 -- element per message: outcome 'sent', 'temporary' (4xx, network error,
@@ -498,7 +590,7 @@ BEGIN
 					OPERATOR(pg_catalog.||)
 					CASE WHEN i.outcome OPERATOR(pg_catalog.=) 'sent' THEN NULL
 						 ELSE coalesce(': ' OPERATOR(pg_catalog.||)
-									   nullif(concat_ws(' ', i.code, i.enhanced, i.reply), ''), '') END,
+									   taskflow._reply_text(i.code, i.enhanced, i.reply), '') END,
 			   not_before = CASE WHEN i.outcome OPERATOR(pg_catalog.=) 'temporary'
 									  AND o.attempts OPERATOR(pg_catalog.<) ch.max_attempts
 								 THEN as_of OPERATOR(pg_catalog.+)
@@ -525,7 +617,8 @@ BEGIN
 	s AS (
 		INSERT INTO taskflow.suppression AS s (address, reason, at, outbox_id)
 		SELECT DISTINCT ON (lower(btrim(u.recipient))) lower(btrim(u.recipient)),
-			   concat_ws(' ', 'bounce', u.code, u.enhanced, u.reply), as_of, u.outbox_id
+			   concat_ws(' ', 'bounce', taskflow._reply_text(u.code, u.enhanced, u.reply)),
+			   as_of, u.outbox_id
 		  FROM u
 		 WHERE u.outcome OPERATOR(pg_catalog.=) 'permanent' AND NOT u.is_test
 		   AND u.enhanced OPERATOR(pg_catalog.~) '^5\.1\.[0-9]{1,3}$'
@@ -792,11 +885,14 @@ REVOKE ALL ON FUNCTION
 	taskflow.retry_delay(bigint, integer, interval, interval),
 	taskflow.quiet_hours_end(timestamptz, time, time, text),
 	taskflow._check_worker(text, timestamptz),
+	taskflow._outbox_cancelled(),
 	taskflow._reclaim_leases(taskflow.channel, text, timestamptz),
+	taskflow._claim_recipients(bigint[]),
 	taskflow._claim_cancel(taskflow.channel, text, bigint[], timestamptz),
 	taskflow._claim_member_guardrails(taskflow.channel, bigint[], timestamptz),
 	taskflow._claim_quota(taskflow.channel, bigint[], timestamptz),
 	taskflow._rate_budget(taskflow.channel, integer, timestamptz),
+	taskflow._reply_text(integer, text, text),
 	taskflow.claim_messages(text, text, integer, interval, timestamptz),
 	taskflow.complete_messages(text, bigint[], text[], integer[], text[], text[], timestamptz),
 	taskflow.next_delivery_at(text, timestamptz),

@@ -20,7 +20,9 @@ CREATE TRIGGER wake_delivery AFTER INSERT OR UPDATE OR DELETE ON taskflow.channe
 -- and then calls this), set-based for a delivery worker's batch: one
 -- statement and one mime_build() call per message instead of a PL/pgSQL
 -- call reading each row and its channel as JSON.  Rows that do not exist
--- are left out.
+-- are left out.  Neither transactional mail nor a test chain's mail gets
+-- the List-Unsubscribe link: a test chain's mail goes to a tester, and
+-- its link would unsubscribe the real member.
 CREATE FUNCTION taskflow._mime_messages(outbox_ids bigint[], as_of timestamptz)
 RETURNS TABLE (outbox_id bigint, message text)
 LANGUAGE sql STABLE
@@ -40,7 +42,7 @@ BEGIN ATOMIC
 								 'localhost'))),
 			   reply_to => o.reply_to,
 			   list_id => ch.list_id,
-			   unsubscribe_url => CASE WHEN NOT o.transactional THEN
+			   unsubscribe_url => CASE WHEN NOT o.transactional AND NOT o.is_test THEN
 					pg_catalog.replace(
 						pg_catalog.replace(nullif(ch.unsubscribe_url, ''), '{{member_id}}',
 										   o.member_id::text),

@@ -5,7 +5,9 @@
 # the envelope.  Then: connections are reused and used in parallel, the
 # SMTP password comes only from its file (and a new one applies at once),
 # and the guardrails hold with the real worker: an unsubscribe after
-# queueing, test routing, the rate limit, quiet hours and the daily quota.
+# queueing, test routing (no List-Unsubscribe in test mail), the rate
+# limit, quiet hours and the daily quota.  A held database sends nothing,
+# and delivery_status says why.
 
 use strict;
 use warnings;
@@ -172,7 +174,8 @@ SELECT taskflow.configure_channel(c, kind => 'smtp', url => '$smtp->{url}',
 	backoff_base => '1 second')
   FROM unnest(ARRAY['news', 'qa', 'rate', 'quiet', 'quota']) c;
 SELECT taskflow.configure_channel('news', enabled => false);
-SELECT taskflow.configure_channel('qa', test_recipients => ARRAY['qa\@example.jp']);
+SELECT taskflow.configure_channel('qa', test_recipients => ARRAY['qa\@example.jp'],
+	unsubscribe_url => 'https://example.jp/unsubscribe?m={{member_id}}&t={{token}}');
 SELECT taskflow.configure_channel('rate', rate_per_second => 5);
 SELECT taskflow.configure_channel('quota', daily_quota => 3, quota_time_zone => 'Asia/Tokyo');
 -- quiet from an hour ago to an hour from now, Tokyo time (the chain's zone)
@@ -215,6 +218,9 @@ is( psql(q{SELECT string_agg(original_recipient || '>' || recipient, ' ' ORDER B
 my %qa_mail = map { $_->{message_id} => $_ } DeliveryTest::mails($smtp);
 is( join(' ', sort map { $qa_mail{ $_->{message_id} }{to} } @qa),
 	'qa@example.jp qa@example.jp', 'the To header names the test recipient');
+ok( !grep({ defined $qa_mail{ $_->{message_id} }{list_unsubscribe}
+			  || defined $qa_mail{ $_->{message_id} }{list_unsubscribe_post} } @qa),
+	'no List-Unsubscribe (nor one-click Post) in test mail: a tester cannot unsubscribe the real member');
 
 # the rate limit: 5 per second
 DeliveryTest::mail_chain($node, name => '速度制限', channel => 'rate',
@@ -264,7 +270,32 @@ is( psql(q{SELECT bool_and(not_before = date_trunc('day', now() AT TIME ZONE 'As
 is(scalar(grep { $_->{rcpt_to}[0] =~ /^quota/ } DeliveryTest::received($smtp)), 3,
 	'the server received exactly three of them');
 
-# ---- 6. no errors ------------------------------------------------------------
+# ---- 6. a held database ----------------------------------------------------
+
+psql(<<"SQL");
+SELECT taskflow.configure_channel('held', kind => 'smtp', url => '$smtp->{url}',
+	require_starttls => false, username => 'taskflow', password_file => '$password_file',
+	enabled => false);
+SQL
+DeliveryTest::mail_chain($node, name => '点検中の配信', channel => 'held',
+	members => [ [ '中村愛', 'nakamura@example.jp' ] ]);
+psql(q{SELECT taskflow.hold_automation('点検中');
+	   SELECT taskflow.configure_channel('held', enabled => true)});
+ok( defined DeliveryTest::wait_for($node,
+		q{SELECT bool_and(state = 'held' AND last_error LIKE '点検中 (held since %resume_automation()%')
+			FROM taskflow.delivery_status}),
+	'held: delivery_status says held, and why, in last_error')
+  or diag(psql('SELECT * FROM taskflow.delivery_status'));
+sleep(2);
+is(DeliveryTest::states($node, '点検中の配信'), 'pending:1', 'nothing is sent while held');
+psql(q{SELECT taskflow.resume_automation()});
+ok( defined DeliveryTest::wait_for($node,
+		q{SELECT state = 'sent' FROM taskflow.outbox WHERE recipient = 'nakamura@example.jp'}),
+	'resumed: the message is sent');
+is( psql(q{SELECT string_agg(state || ':' || coalesce(last_error, ''), ',') FROM taskflow.delivery_status}),
+	'running:', 'delivery_status says running again, with no error');
+
+# ---- 7. no errors ------------------------------------------------------------
 
 is(psql(q{SELECT count(*) FROM taskflow.delivery_status WHERE last_error IS NOT NULL}),
 	'0', 'the worker recorded no error');
