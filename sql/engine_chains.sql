@@ -51,7 +51,8 @@ INSERT INTO taskflow.member (external_id, email, name, status, joined_at, tags) 
 	('w-1', 'yamada@example.jp', '山田太郎', 'paid', '2027-01-10 10:00+09', '{曜日}'),
 	('w-2', 'sato@example.jp', '佐藤花子', 'paid', '2027-01-10 10:00+09', '{}');
 SELECT taskflow.save_criteria('曜日対象', $$has_tag(tags, '曜日')$$);
-SELECT taskflow.create_template('曜日メール', '{{name}}様 今週のお知らせ', '{{name}}様、今週のお知らせです。');
+SELECT taskflow.create_template('曜日メール', '{{name}}様 今週のお知らせ', '{{name}}様、今週のお知らせです。',
+	sender_address => 'info@example.jp');
 SELECT taskflow.create_task('曜日お知らせ', 'auto', criteria => '曜日対象', template => '曜日メール');
 SELECT taskflow.create_chain('曜日チェーン', ARRAY['曜日お知らせ'], schedule => 'daily at 09:00',
 	weekdays => ARRAY['mon', 'wed', 'fri'], time_zone => 'Asia/Tokyo',
@@ -70,11 +71,14 @@ SELECT chain, state, reason FROM taskflow.explain(engine_chains_id('w-2'), '2027
 -- Wednesday 08:59 nothing, 09:00 both enter
 SELECT * FROM taskflow.run('2027-03-03 08:59+09', '曜日チェーン');
 SELECT * FROM taskflow.run('2027-03-03 09:00+09', '曜日チェーン');
--- nothing runs Thursday to Monday: the Friday 3/5 and Monday 3/8 slots are
--- missed.  On Tuesday 3/9 at 12:00 the latest missed slot is caught up ONCE
--- (one entry each, not one per missed day); an hour later nothing.
+-- nothing runs from Thursday to Monday noon: the Friday 3/5 and Monday 3/8
+-- slots are missed.  Friday's is dropped (a missed slot is caught up only
+-- on its own day, so never on a day not chosen): on Monday at 12:00 only
+-- Monday's is caught up, ONCE (one entry each, not one per missed slot);
+-- an hour later nothing, nor on Tuesday
+SELECT * FROM taskflow.run('2027-03-08 12:00+09', '曜日チェーン');
+SELECT * FROM taskflow.run('2027-03-08 13:00+09', '曜日チェーン');
 SELECT * FROM taskflow.run('2027-03-09 12:00+09', '曜日チェーン');
-SELECT * FROM taskflow.run('2027-03-09 13:00+09', '曜日チェーン');
 -- the rest of that week at 09:00: only Wednesday and Friday enter
 SELECT * FROM taskflow.run('2027-03-10 09:00+09', '曜日チェーン');
 SELECT * FROM taskflow.run('2027-03-11 09:00+09', '曜日チェーン');
@@ -96,8 +100,10 @@ INSERT INTO taskflow.member (external_id, email, name, status, joined_at, tags) 
 	('a-1', 'suzuki@example.jp', '鈴木一郎', 'trial', '2027-03-01 09:30+09', '{常時}'),
 	('a-2', 'takahashi@example.jp', '高橋美咲', 'trial', '2027-03-01 09:30+09', '{}');
 SELECT taskflow.save_criteria('常時対象', $$has_tag(tags, '常時')$$);
-SELECT taskflow.create_template('ようこそ', '{{name}}様 ようこそ', 'ご登録ありがとうございます。');
-SELECT taskflow.create_template('2時間後', '{{name}}様 その後いかがですか', '2時間後のご案内です。');
+SELECT taskflow.create_template('ようこそ', '{{name}}様 ようこそ', 'ご登録ありがとうございます。',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('2時間後', '{{name}}様 その後いかがですか', '2時間後のご案内です。',
+	sender_address => 'info@example.jp');
 SELECT taskflow.define_property('plan', 'text');
 SELECT taskflow.create_task('ようこそメール', 'auto', criteria => '常時対象', template => 'ようこそ',
 	actions => '[{"add_tag": "ようこそ済"}, {"set_property": "plan", "to": "体験"}]');
@@ -140,8 +146,10 @@ INSERT INTO taskflow.member (external_id, email, name, status, joined_at, tags) 
 	('r-1', 'tanaka@example.jp', '田中健', 'paid', '2027-02-01 10:00+09', '{定期}'),
 	('r-2', 'ito@example.jp', '伊藤さくら', 'paid', '2027-02-01 10:00+09', '{定期}');
 SELECT taskflow.save_criteria('定期対象', $$has_tag(tags, '定期')$$);
-SELECT taskflow.create_template('定期1', '{{name}}様 定期便1', '定期便その1');
-SELECT taskflow.create_template('定期2', '{{name}}様 定期便2', '定期便その2');
+SELECT taskflow.create_template('定期1', '{{name}}様 定期便1', '定期便その1',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('定期2', '{{name}}様 定期便2', '定期便その2',
+	sender_address => 'info@example.jp');
 SELECT taskflow.create_task('定期便1', 'auto', criteria => '定期対象', template => '定期1',
 	actions => '[{"record_event": "automation", "detail": {"note": "定期便1"}}]');
 SELECT taskflow.create_task('定期便2', 'auto', template => '定期2');
@@ -425,10 +433,13 @@ SELECT * FROM taskflow.run('2027-03-03 09:00+09', '並べ替え');
 SELECT member_name, position, task, state, due_at FROM taskflow.member_state
  WHERE chain = '並べ替え' ORDER BY member_id;
 SET taskflow.as_of = '2027-03-03 09:30+09';
--- (1) insert R新 at position 2 (between R1 and R2), '0 days at 12:00' after
--- R1: 山口 and 清水 keep waiting for R2 with the same due time, so they skip
--- R新; only members who finish R1 from now on get it
+-- (1) insert R新 at position 2 (between R1 and R2), '3 hours' after R1
+-- (12:00 the same day; '0 days at 12:00' is refused: it would be at once
+-- after an R1 that ran after 12:00): 山口 and 清水 keep waiting for R2 with
+-- the same due time, so they skip R新; only members who finish R1 from now
+-- on get it
 SELECT taskflow.add_step('並べ替え', 'R新', '0 days at 12:00', 2);
+SELECT taskflow.add_step('並べ替え', 'R新', '3 hours', 2);
 SELECT position, task FROM taskflow.chain_summary WHERE chain = '並べ替え' ORDER BY position;
 SELECT member_name, position, task, state, due_at FROM taskflow.member_state
  WHERE chain = '並べ替え' ORDER BY member_id;
@@ -476,7 +487,8 @@ INSERT INTO taskflow.member (external_id, email, name, status, joined_at, tags)
 SELECT 'b-' || i, 'batch' || i || '@example.jp', '一括会員' || i, 'trial', '2027-02-01 10:00+09', '{一括}'
   FROM generate_series(1, 10) i;
 SELECT taskflow.save_criteria('一括対象', $$has_tag(tags, '一括')$$);
-SELECT taskflow.create_template('一括案内', '{{name}}様へのご案内', '一括のご案内です。');
+SELECT taskflow.create_template('一括案内', '{{name}}様へのご案内', '一括のご案内です。',
+	sender_address => 'info@example.jp');
 SELECT taskflow.create_task('一括1', 'auto', criteria => '一括対象', template => '一括案内',
 	actions => '[{"add_tag": "一括済"}]');
 SELECT taskflow.create_task('一括2', 'auto', actions => '[{"set": "status", "to": "newsletter"}]');

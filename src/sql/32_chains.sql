@@ -318,7 +318,13 @@ RETURN (
 
 -- The entry slot a chain should handle as of an instant, or NULL when its
 -- first task is not due: "always" every entry interval, "daily" once per
--- slot since the chain was enabled (a missed slot is caught up once).
+-- slot since the chain was enabled.  A missed daily slot is caught up once,
+-- and only on its own local day (or within the entry interval, so a run
+-- just after midnight still takes a slot of just before): after that it
+-- is dropped and the next slot awaited, so a weekday chain never runs on a
+-- day not chosen — the rule a missed anchor step follows
+-- (anchor_entry_floor).  The worker, run(), preview() and explain() all
+-- decide with this function.
 CREATE FUNCTION taskflow._entry_slot(c taskflow.chain, as_of timestamptz)
 RETURNS timestamptz
 LANGUAGE plpgsql STABLE
@@ -326,19 +332,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	slot timestamptz;
+	grace interval := coalesce(c.entry_interval, current_setting('taskflow.entry_interval')::interval);
 BEGIN
 	IF c.schedule OPERATOR(pg_catalog.=) ANY (ARRAY['always', 'anchor']) THEN
 		IF c.last_entry_at IS NULL
-		   OR c.last_entry_at OPERATOR(pg_catalog.+)
-			  coalesce(c.entry_interval, current_setting('taskflow.entry_interval')::interval)
-			  OPERATOR(pg_catalog.<=) as_of THEN
+		   OR c.last_entry_at OPERATOR(pg_catalog.+) grace OPERATOR(pg_catalog.<=) as_of THEN
 			RETURN as_of;
 		END IF;
 		RETURN NULL;
 	END IF;
 	slot := taskflow.daily_slot_before(as_of, c.daily_at, c.weekdays, c.time_zone);
 	IF slot IS NULL OR slot OPERATOR(pg_catalog.<) c.enabled_at
-	   OR (c.last_entry_at IS NOT NULL AND slot OPERATOR(pg_catalog.<=) c.last_entry_at) THEN
+	   OR (c.last_entry_at IS NOT NULL AND slot OPERATOR(pg_catalog.<=) c.last_entry_at)
+	   OR slot OPERATOR(pg_catalog.<) taskflow.anchor_entry_floor(as_of, grace, c.time_zone) THEN
 		RETURN NULL;
 	END IF;
 	RETURN slot;
@@ -348,8 +354,8 @@ $$;
 -- Keeps chain.next_slot_at: for a daily chain, the first slot at or after
 -- enabled_at and after last_entry_at, i.e. the slot whose entries are due
 -- next (it is due once as_of reaches it, as _entry_slot() decides; a slot
--- missed while nothing ran is caught up once, then the next one is after
--- that run); NULL for the other schedules.  The engine and next_wakeup()
+-- missed while nothing ran is caught up once on its own day, then the next
+-- one is after that run); NULL for the other schedules.  The engine and next_wakeup()
 -- read it instead of working slots out for every chain at every wake-up.
 CREATE FUNCTION taskflow._chain_next_slot()
 RETURNS trigger
