@@ -28,7 +28,7 @@ SELECT taskflow.save_criteria('体験中', $$status = 'trial'$$);
 SELECT taskflow.save_criteria('ゴールド会員', $$prop_text(properties, 'plan') = 'ゴールド'$$);
 SELECT taskflow.create_template('体験案内', '{{name}}様 体験期間のご案内', '{{name}}様、体験期間は残りわずかです。',
 	sender_address => 'info@example.jp');
-SELECT taskflow.create_template('予備', '予備の件名', '予備の本文');
+SELECT taskflow.create_template('予備', '予備の件名', '予備の本文', sender_address => 'info@example.jp');
 SELECT taskflow.create_task('体験案内送信', 'auto', criteria => '体験中', template => '体験案内',
 	actions => '[{"add_tag": "案内済"}]');
 SELECT taskflow.create_task('資料発送', 'manual', assignee => '発送係');
@@ -69,6 +69,7 @@ SELECT taskflow.define_property('rank', 'list', ARRAY['A', NULL]);
 SELECT taskflow.define_property('nickname', 'text', ARRAY['a']);
 SELECT taskflow.define_property(repeat('p', 64), 'text');
 SELECT taskflow.define_property('plan', 'number');
+SELECT taskflow.define_property('points', 'boolean');
 SELECT taskflow.drop_property('存在しない');
 SELECT taskflow.drop_property('plan');
 SELECT taskflow.drop_property('points');
@@ -94,6 +95,25 @@ SELECT taskflow.record_payment(1, 3000, '2027-05-31', '2027-05-01');
 SELECT taskflow.add_note(1, '   ');
 SELECT taskflow.unsubscribe(1, NULL);
 SELECT taskflow.check_property_value('points', '"12"');
+-- a member id that does not exist is an error everywhere, never "false"
+-- (unsubscribe: "already unsubscribed") or a foreign key error
+SELECT taskflow.unsubscribe(999999, reason => '配信停止リンク');
+SELECT taskflow.resubscribe(999999);
+SELECT taskflow.remove_tag(999999, 'VIP');
+SELECT taskflow.remove_property(999999, 'plan');
+SELECT taskflow.join_group(999999, 'オンラインサロン');
+SELECT taskflow.leave_group(999999, 'オンラインサロン');
+-- odd values
+SELECT taskflow.create_group(E'改行\nグループ');
+SELECT taskflow.create_group(' オンラインサロン ');
+SELECT taskflow.join_group(1, 'オンラインサロン', 'infinity');
+SELECT taskflow.leave_group(1, 'オンラインサロン', '-infinity');
+SELECT taskflow.record_payment(1, 'NaN', '2027-05-01', '2027-05-31');
+SELECT taskflow.record_payment(1, 'Infinity', '2027-05-01', '2027-05-31');
+-- is_valid_date: exactly YYYY-MM-DD and a real date, never an error
+SELECT v, taskflow.is_valid_date(v)
+  FROM unnest(ARRAY['abc', '20270101', '2027/01/01', '2027-01-01x', '２０２７-01-01',
+					'0000-01-01', '2027-02-29', '2028-02-29', '', NULL]) AS v;
 -- plain SQL and COPY go through the same checks
 INSERT INTO taskflow.member (email, name) VALUES (E'yamada@example.jp\r\nBcc: all@example.jp', '改行');
 INSERT INTO taskflow.member (email, name) VALUES (repeat('a', 250) || '@example.jp', '長いアドレス');
@@ -131,6 +151,14 @@ SELECT taskflow.save_criteria('悪い条件', $$prop_number(properties, 'plan') 
 SELECT taskflow.save_criteria('悪い条件', $$prop_text(properties, 'hobby') = '釣り'$$);
 SELECT taskflow.save_criteria('悪い条件', $$taskflow.save_criteria('別', 'true') > 0$$);
 SELECT taskflow.save_criteria('悪い条件', 'generate_series(1, 2) > 0');
+-- group names and event kinds given as literals must exist (a typo would
+-- match nobody, or everybody with NOT); other arguments are not checked
+SELECT taskflow.save_criteria('悪い条件', $$NOT in_group(member_id, 'オンラインサロン ')$$);
+SELECT taskflow.save_criteria('悪い条件', $$event_count(member_id, 'memo') > 0$$);
+SELECT taskflow.save_criteria('悪い条件', $$event_count(member_id, 'memo', '30 days') > 0$$);
+SELECT taskflow.check_criteria($$within_last(last_event_at(member_id, 'memo'), '7 days')$$);
+SELECT taskflow.check_criteria($$in_group(member_id, 'オンラインサロン') AND event_count(member_id, 'note') > 0$$);
+SELECT taskflow.check_criteria($$in_group(member_id, name)$$);
 SELECT taskflow.drop_criteria('存在しない');
 SELECT taskflow.drop_criteria('体験中');
 SELECT * FROM taskflow.search('存在しない');
@@ -151,8 +179,18 @@ SELECT taskflow.create_template('悪いテンプレート', '{{nickname}}様', '
 SELECT taskflow.create_template('悪いテンプレート', '件名', '{{properties.hobby}}');
 SELECT taskflow.create_template('悪いテンプレート', '{{name', '本文');
 SELECT taskflow.create_template('悪いテンプレート', '件名', '本文', channel => 'fax');
-SELECT taskflow.create_template('悪いテンプレート', '件名', '本文', missing_field => 'skip');
-SELECT taskflow.create_template('体験案内', '件名', '本文');
+SELECT taskflow.create_template('悪いテンプレート', '件名', '本文', missing_field => 'skip',
+	sender_address => 'info@example.jp');
+SELECT taskflow.create_template('体験案内', '件名', '本文', sender_address => 'info@example.jp');
+SELECT taskflow.create_template(' 体験案内 ', '件名', '本文', sender_address => 'info@example.jp');
+-- an e-mail template needs a sender address; addresses are what mail can be sent to
+SELECT taskflow.create_template('差出人なし', 'お知らせ', '本文');
+SELECT taskflow.create_template('悪いテンプレート', '件名', '本文', sender_address => 'info@[192.0.2.1]');
+SELECT a, taskflow.is_valid_email(a)
+  FROM unnest(ARRAY['info@example.jp', 'info+news@mail.example.co.jp', 'a..b@example.jp',
+				'.a@example.jp', 'a.@example.jp', 'a@-example.jp', 'a@example', 'info@[192.0.2.1]',
+				'じむきょく@example.jp', 'info@xn--eckwd4c7c.xn--zckzah']) AS a;
+SELECT taskflow.alter_template('予備', new_name => '体験案内 ');
 SELECT taskflow.alter_template('存在しない', subject => '件名');
 SELECT taskflow.alter_template('予備', new_name => '体験案内');
 SELECT taskflow.drop_template('体験案内');
@@ -170,6 +208,13 @@ SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"extend_exp
 SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"extend_expires": "-200 years"}]');
 SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"set": "joined_at", "to": "来週"}]');
 SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"set_property": "plan", "to": null}]');
+SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"set": "joined_at", "to": null}]');
+SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"set_property": "hobby", "to": "釣り"}]');
+-- keys the verb does not use are refused, not dropped
+SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"extend_expires": "1 month", "to": "2027-12-31"}]');
+SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"add_tag": "VIP", "detail": {"x": 1}}]');
+SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"set": "status", "to": "paid", "detail": {}}]');
+SELECT taskflow.create_task('悪いタスク', 'auto', actions => '[{"record_event": "note", "to": "x"}]');
 SELECT taskflow.create_task('悪いタスク', 'auto',
 	actions => '[{"sql": "UPDATE taskflow.member SET name = name WHERE member_id = ANY($1); SELECT 1"}]');
 SELECT taskflow.create_task('悪いタスク', 'auto',
@@ -193,6 +238,15 @@ SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信', '
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信', '資料発送'], waits => ARRAY[NULL, '99999 hours']);
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信', '資料発送'], waits => ARRAY[NULL, '3 days at 9:75']);
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信'], repeat_wait => '30 days at 09:00');
+-- '0 days at HH:MM' would run at once after a task that ran later that day
+SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信', '資料発送'], waits => ARRAY[NULL, '0 days at 10:00']);
+SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信'], repeat => true, repeat_wait => '0 days at 09:00');
+-- the default time zone is the session's, which must be a named zone
+SET TimeZone = 'JST-9';
+SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信']);
+SET TimeZone = '+09';
+SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信']);
+SET TimeZone = 'Asia/Tokyo';
 -- anchors and offsets
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信'], anchor => 'created_at', offsets => ARRAY['immediately']);
 SELECT taskflow.create_chain('悪いチェーン', ARRAY['体験案内送信'], anchor => 'properties.plan', offsets => ARRAY['immediately']);
@@ -219,6 +273,11 @@ SELECT taskflow.move_step('体験チェーン', 1, 99);
 SELECT taskflow.remove_step('体験チェーン', 99);
 SELECT taskflow.alter_chain('体験チェーン', time_zone => 'Mars/Olympus');
 SELECT taskflow.alter_chain('体験チェーン', schedule => 'every 5 minutes');
+SELECT taskflow.alter_chain('体験チェーン', repeat_wait => '1 hours');
+SELECT taskflow.alter_chain('体験チェーン', repeat => true, repeat_wait => '0 days at 09:00');
+SELECT taskflow.alter_chain('体験チェーン', schedule => 'daily at 09:00', weekdays => ARRAY['mon'], every_day => true);
+SELECT taskflow.set_wait('体験チェーン', 2, '0 days at 10:00');
+SELECT taskflow.add_step('体験チェーン', '単独', '0 days at 10:00');
 SELECT taskflow.enable_chain('存在しない');
 
 ---------------------------------------------------------------- the engine

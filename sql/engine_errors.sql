@@ -48,7 +48,8 @@ CREATE FUNCTION public.engine_errors_id(text) RETURNS bigint
 SET ROLE engine_errors_a;
 SELECT taskflow.save_criteria('特典対象', $$has_tag(tags, '特典')$$);
 SELECT taskflow.save_criteria('歓迎対象', $$has_tag(tags, '歓迎')$$);
-SELECT taskflow.create_template('特典メール', '{{name}}様 特典のお知らせ', '特典を付与しました。');
+SELECT taskflow.create_template('特典メール', '{{name}}様 特典のお知らせ', '特典を付与しました。',
+	sender_address => 'info@example.jp');
 SELECT taskflow.create_task('特典付与', 'auto', criteria => '特典対象', template => '特典メール',
 	actions => '[{"add_tag": "特典済"},
 				 {"sql": "INSERT INTO engine_errors_shop.grant_log (member_id, granted_at) SELECT m, $2 FROM unnest($1) AS m"}]');

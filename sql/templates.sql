@@ -200,6 +200,9 @@ SELECT taskflow.create_template('悪い8', E'件名\r\nBcc: all@example.jp', '�
 SELECT taskflow.create_template('悪い9', '件名', '本文', sender_name => E'事務局\nX-Evil: 1',
 	sender_address => 'info@example.jp');
 SELECT taskflow.create_template('悪い10', '件名', '本文', sender_address => E'info@example.jp\r\nBcc: all@example.jp');
+SELECT taskflow.create_template('悪い11c1', E'件名\u0085改行', '本文', sender_address => 'info@example.jp');
+SELECT taskflow.create_template('悪い11n', '件名', '本文', sender_name => E'事務局\u0085',
+	sender_address => 'info@example.jp');
 SELECT taskflow.create_template('悪い11', E'件名\tタブ', '本文',
 	sender_address => 'info@example.jp');
 -- addresses

@@ -13,7 +13,8 @@
  *	   boolean; aggregates, window and set-returning functions, volatile
  *	   functions and the transaction's time (now(), CURRENT_DATE...) are
  *	   refused, so the answer depends only on the data and taskflow.clock();
- *	3. custom properties it reads must be defined, with a fitting type;
+ *	3. custom properties it reads must be defined, with a fitting type,
+ *	   and the groups and event kinds it names with literals must exist;
  *	4. the normalized form, deparsed with only pg_catalog on search_path so
  *	   every other name is schema-qualified, must plan as the owner.
  *
@@ -82,6 +83,43 @@ typedef struct CriteriaPropertyRef
 	int			location;		/* in the parser's source text */
 } CriteriaPropertyRef;
 
+/*
+ * A helper whose argument names a group or an event kind: a literal there
+ * must name one that exists, or the criteria silently matches nobody.
+ */
+typedef struct CriteriaNamedArg
+{
+	const char *function;		/* taskflow.<function> */
+	int			argno;			/* which argument, from 0 */
+	const char *what;			/* "group", "event kind" */
+	const char *lookup;			/* returns a row when $1 exists */
+	const char *hint;
+} CriteriaNamedArg;
+
+#define CRITERIA_GROUP_LOOKUP \
+	"SELECT FROM taskflow.member_group g WHERE g.name OPERATOR(pg_catalog.=) $1"
+#define CRITERIA_KIND_LOOKUP \
+	"SELECT FROM taskflow.event_kind k WHERE k.kind OPERATOR(pg_catalog.=) $1"
+#define CRITERIA_GROUP_HINT \
+	"Create it first with taskflow.create_group(), or check the spelling " \
+	"(group names have no leading or trailing blanks)."
+#define CRITERIA_KIND_HINT \
+	"Define it first with taskflow.define_event_kind(), or check the spelling."
+
+static const CriteriaNamedArg criteria_named_args[] = {
+	{"in_group", 1, "group", CRITERIA_GROUP_LOOKUP, CRITERIA_GROUP_HINT},
+	{"event_count", 1, "event kind", CRITERIA_KIND_LOOKUP, CRITERIA_KIND_HINT},
+	{"last_event_at", 1, "event kind", CRITERIA_KIND_LOOKUP, CRITERIA_KIND_HINT},
+};
+
+/* A group or event kind a criteria names with a literal. */
+typedef struct CriteriaNameRef
+{
+	const CriteriaNamedArg *arg;
+	char	   *name;
+	int			location;		/* in the parser's source text */
+} CriteriaNameRef;
+
 /* One validation in progress. */
 typedef struct CriteriaCheckData
 {
@@ -94,6 +132,7 @@ typedef struct CriteriaCheckData
 	AttrNumber	properties_attno;
 	int			depth;			/* sublink nesting while walking */
 	List	   *refs;			/* CriteriaPropertyRef * */
+	List	   *names;			/* CriteriaNameRef * */
 	char	   *normalized;
 } CriteriaCheckData;
 
@@ -661,6 +700,41 @@ CriteriaNotePropertyReader(CriteriaCheck check, FuncExpr *func)
 }
 
 /*
+ * CriteriaNoteNamedArg records the group or event kind a call of
+ * taskflow.in_group / event_count / last_event_at names with a literal;
+ * any other argument (a column, an expression) cannot be checked.
+ */
+static void
+CriteriaNoteNamedArg(CriteriaCheck check, FuncExpr *func)
+{
+	char	   *name;
+	int			i;
+
+	if (get_func_namespace(func->funcid) != check->taskflow_namespace)
+		return;
+	name = get_func_name(func->funcid);
+	for (i = 0; i < lengthof(criteria_named_args); i++)
+	{
+		const CriteriaNamedArg *arg = &criteria_named_args[i];
+		Const	   *con;
+		CriteriaNameRef *ref;
+
+		if (strcmp(name, arg->function) != 0 ||
+			list_length(func->args) <= arg->argno)
+			continue;
+		con = (Const *) list_nth(func->args, arg->argno);
+		if (!IsA(con, Const) || con->constisnull || con->consttype != TEXTOID)
+			return;
+		ref = palloc(sizeof(CriteriaNameRef));
+		ref->arg = arg;
+		ref->name = TextDatumGetCString(con->constvalue);
+		ref->location = con->location;
+		check->names = lappend(check->names, ref);
+		return;
+	}
+}
+
+/*
  * CriteriaIsPropertiesColumn tells whether node is the member's properties
  * column (from the criteria itself or from inside a subquery).
  */
@@ -791,6 +865,7 @@ CriteriaCheckFunction(CriteriaCheck check, FuncExpr *func)
 				 CriteriaErrPosition(check, func->location)));
 	CriteriaCheckNotApi(check, func);
 	CriteriaNotePropertyReader(check, func);
+	CriteriaNoteNamedArg(check, func);
 }
 
 /*
@@ -949,7 +1024,7 @@ CriteriaCheckExpression(CriteriaCheck check, Node *raw)
 
 
 /* ---------------------------------------------------------------------
- * Step 3: custom properties
+ * Step 3: custom properties, groups and event kinds
  * ---------------------------------------------------------------------
  */
 
@@ -1037,6 +1112,54 @@ CriteriaCheckProperties(CriteriaCheck check)
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	foreach(lc, check->refs)
 		CriteriaCheckProperty(check, (CriteriaPropertyRef *) lfirst(lc));
+	TaskflowRestoreUser(&saved);
+}
+
+/*
+ * CriteriaNameExists runs a CriteriaNamedArg lookup for name.
+ */
+static bool
+CriteriaNameExists(const char *lookup, const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	values[0] = CStringGetTextDatum(name);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(lookup, 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not run \"%s\"", lookup);
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * CriteriaCheckNames requires every group and event kind named with a
+ * literal to exist, looking them up as the extension owner, as properties.
+ */
+static void
+CriteriaCheckNames(CriteriaCheck check)
+{
+	TaskflowSavedUser saved;
+	ListCell   *lc;
+
+	if (check->names == NIL)
+		return;
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	foreach(lc, check->names)
+	{
+		CriteriaNameRef *ref = (CriteriaNameRef *) lfirst(lc);
+
+		if (!CriteriaNameExists(ref->arg->lookup, ref->name))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("%s: unknown %s \"%s\"",
+							CriteriaLabel(check), ref->arg->what, ref->name),
+					 errhint("%s", ref->arg->hint),
+					 CriteriaErrPosition(check, ref->location)));
+	}
 	TaskflowRestoreUser(&saved);
 }
 
@@ -1153,6 +1276,7 @@ CriteriaValidate(const char *expression, Oid owner, const char *name,
 	CriteriaCheckInit(&check, expression, owner, name);
 	CriteriaCheckExpression(&check, CriteriaParse(&check));
 	CriteriaCheckProperties(&check);
+	CriteriaCheckNames(&check);
 	CriteriaCheckPlan(&check);
 	*properties = CriteriaPropertyNames(&check);
 	return check.normalized;

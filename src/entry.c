@@ -207,7 +207,7 @@ EntryBatch(TaskflowRun run, TaskflowStep first)
 	if (run->entry_only)
 		values[4] = MemberSetToDatum(run->entry_only);
 	/* if the query fails, no member is known to have made it fail */
-	run->last_taken = 0;
+	run->last_taken = NO_MEMBER;
 	TaskflowBecomeUser(run->chain->owner, &saved);
 	ids = TaskflowQueryMembers(psprintf(candidates_format, EntryUpperBound(run),
 										CriteriaOrTrue(run),

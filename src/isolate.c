@@ -174,26 +174,30 @@ IsolateMember(TaskflowRun run, TaskflowStep step, TaskflowCounts total,
 /*
  * NarrowEntries keeps the entry batches to the lower half of the members
  * they could take after an entry batch's candidates query failed, the
- * bound it had pushed on bounds (see TaskflowRunIsolated).  Returns the
- * member to set aside when one member is left, 0 when narrowed, -1 when
- * no member is left to blame (the failure is then the chain's).
+ * bound it had pushed on bounds (see TaskflowRunIsolated).  Returns true
+ * when narrowed; else *member is the one member left to blame, or
+ * NO_MEMBER when none is left (the failure is then the chain's).
  */
-static int64
-NarrowEntries(TaskflowRun run, int64 *bounds, int *depth)
+static bool
+NarrowEntries(TaskflowRun run, int64 *bounds, int *depth, int64 *member)
 {
 	int64		first;
 	int64		last;
 
+	*member = NO_MEMBER;
 	if (!TaskflowEntryRange(run, &first, &last))
-		return -1;
+		return false;
 	if (first == last)
-		return first;
+	{
+		*member = first;
+		return false;
+	}
 	if (*depth >= MAX_NARROWING)
-		return -1;
-	bounds[(*depth)++] = run->entry_bounded ? run->entry_upto : 0;
+		return false;
+	bounds[(*depth)++] = run->entry_bounded ? run->entry_upto : NO_MEMBER;
 	run->entry_bounded = true;
 	run->entry_upto = first + (last - first) / 2;
-	return 0;
+	return true;
 }
 
 /*
@@ -210,7 +214,7 @@ WidenEntries(TaskflowRun run, int64 *bounds, int *depth)
 	if (*depth == 0)
 		elog(ERROR, "taskflow: entry bound without a narrowing");
 	run->entry_upto = bounds[--(*depth)];
-	run->entry_bounded = run->entry_upto != 0;
+	run->entry_bounded = run->entry_upto != NO_MEMBER;
 	return true;
 }
 
@@ -248,7 +252,7 @@ TooManySetAside(TaskflowRun run, TaskflowStep step, int set_aside, ErrorData *ed
  * entering), each batch in its own subtransaction, setting aside the
  * members a batch fails for (see the head of this file).  The unit must
  * take at most run->batch_limit members after run's cursor and leave one
- * of them in run->last_taken (0 when it failed before taking any).  An
+ * of them in run->last_taken (NO_MEMBER when it failed before taking any).  An
  * entry batch whose candidates query fails (the first task's criteria
  * raised for some member, which one unknown) is narrowed by member id
  * instead: the lower half of the ids it could take, then the upper half,
@@ -292,28 +296,25 @@ TaskflowRunIsolated(TaskflowRun run, TaskflowUnit unit, TaskflowStep step,
 		run->due_after_at = after_at;
 		run->due_after_id = after_id;
 		run->entry_after = entry_after;
+		blamed = NO_MEMBER;
 		if (!isolating || !MemberSpecific(edata))
-			blamed = -1;
-		else if (run->last_taken != 0 && limit > 1)
+			;
+		else if (run->last_taken != NO_MEMBER && limit > 1)
 		{
 			limit = (limit + 1) / 2;
 			FreeErrorData(edata);
 			continue;
 		}
-		else if (run->last_taken != 0)
+		else if (run->last_taken != NO_MEMBER)
 			blamed = run->last_taken;
-		else if (entering)
-			blamed = NarrowEntries(run, bounds, &depth);
-		else
-			blamed = -1;
-		if (blamed == 0)
+		else if (entering && NarrowEntries(run, bounds, &depth, &blamed))
 		{
 			FreeErrorData(edata);
 			continue;
 		}
-		if (blamed > 0 && !TooManySetAside(run, step, set_aside, edata))
+		if (blamed != NO_MEMBER && !TooManySetAside(run, step, set_aside, edata))
 		{
-			bool		narrowed = run->last_taken == 0;
+			bool		narrowed = run->last_taken == NO_MEMBER;
 
 			/*
 			 * A member already in the chain fails the entry criteria at

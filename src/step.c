@@ -416,7 +416,7 @@ TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step)
 	bool		isnull;
 	MemberSet	scope = TaskflowPreviewScope();
 
-	run->last_taken = 0;		/* none yet, if the due query fails */
+	run->last_taken = NO_MEMBER;		/* none yet, if the due query fails */
 	values[0] = Int32GetDatum(run->chain->chain_id);
 	values[1] = TimestampTzGetDatum(run->as_of);
 	values[2] = Int32GetDatum(step->step_id);

@@ -20,13 +20,17 @@ typedef struct TaskflowRunData
 	TimestampTz due_after_at;	/* due batches of a step: the last one's */
 	int64		due_after_id;	/* (due_at, member_id) */
 	int			batch_limit;	/* due batches: members at most (0: batch_size) */
-	int64		last_taken;		/* a member the last batch took (0: none yet) */
+	int64		last_taken;		/* a member the last batch took (or NO_MEMBER) */
 	int64		entry_upto;		/* entry batches: members up to this id only */
 	bool		entry_bounded;	/* (whether entry_upto applies) */
 	MemberSet	entry_only;		/* entry batches: the only candidates (NULL: all) */
 } TaskflowRunData;
 
 typedef TaskflowRunData *TaskflowRun;
+
+/* last_taken before a batch has taken anyone (member ids may be negative:
+ * a preview's hypothetical member is -1) */
+#define NO_MEMBER PG_INT64_MIN
 
 extern int64 TaskflowRunDueBatch(TaskflowRun run, TaskflowStep step);
 extern void TaskflowResetDueBatches(TaskflowRun run);

@@ -93,23 +93,32 @@ $$;
 COMMENT ON FUNCTION taskflow.check_property_value(text, jsonb, text) IS
 	'Raises a clear error unless value is valid for the named custom property';
 
--- True when text is a plausible single e-mail address (no spaces, no CR/LF).
+-- True when text is one plain ASCII address, local@domain.tld: dot-atoms
+-- of RFC 5322 (no spaces, quotes, brackets, empty or leading/trailing
+-- dots), domain labels of letters, digits and inner hyphens (xn-- for
+-- international names).  Exactly what the MIME builder (src/mime.c) and
+-- SMTP can send to, so an address accepted here never fails at send time.
 CREATE FUNCTION taskflow.is_valid_email(address text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN address OPERATOR(pg_catalog.~)
-	'^[^@[:space:][:cntrl:]<>(),;:"]+@[^@[:space:][:cntrl:]<>(),;:"]+\.[^@[:space:][:cntrl:]<>(),;:".]+$'
+	('^[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+([.][A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+)*'
+	 '@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?([.][A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$')
 	AND pg_catalog.length(address) OPERATOR(pg_catalog.<=) 254;
 COMMENT ON FUNCTION taskflow.is_valid_email(text) IS
-	'True when the text is one e-mail address without spaces or control characters';
+	'True when the text is one plain ASCII e-mail address (local@domain.tld) that mail can be sent to';
 
--- True when a YYYY-MM-DD text is a real calendar date.
+-- True when a text is exactly YYYY-MM-DD and a real calendar date; false
+-- (never an error) for anything else, NULL included.
 CREATE FUNCTION taskflow.is_valid_date(value text)
 RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF value IS NULL OR value OPERATOR(pg_catalog.!~) '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN
+		RETURN false;
+	END IF;
 	RETURN make_date(substr(value, 1, 4)::int, substr(value, 6, 2)::int,
 					 substr(value, 9, 2)::int) IS NOT NULL;
 EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN

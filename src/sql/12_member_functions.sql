@@ -45,7 +45,9 @@ END
 $$;
 
 -- Defines a typed custom property.  Changing the type of a property some
--- members already have is refused when any of their values would not fit.
+-- members already have is refused when any of their values would not fit,
+-- and while anything uses the property (taskflow.property_used_by());
+-- removing a list value is refused while a task's action sets it.
 CREATE FUNCTION taskflow.define_property(name text, type text,
 										 allowed_values text[] DEFAULT NULL,
 										 description text DEFAULT NULL)
@@ -55,6 +57,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	bad record;
+	old_type text;
+	user_name text;
 BEGIN
 	IF name IS NULL OR name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
 		RAISE EXCEPTION 'invalid property name %', coalesce(quote_literal(name), 'NULL')
@@ -78,6 +82,32 @@ BEGIN
 	IF type OPERATOR(pg_catalog.<>) 'list' AND allowed_values IS NOT NULL THEN
 		RAISE EXCEPTION 'only list properties take allowed values ("%" is %)', name, type
 			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	-- what reads or writes the property expects its type
+	SELECT p.type INTO old_type FROM taskflow.custom_property p
+	 WHERE p.name OPERATOR(pg_catalog.=) define_property.name FOR UPDATE;
+	IF old_type OPERATOR(pg_catalog.<>) type THEN
+		user_name := taskflow.property_used_by(name);
+		IF user_name IS NOT NULL THEN
+			RAISE EXCEPTION 'property "%" is used by %', name, user_name
+				USING ERRCODE = 'dependent_objects_still_exist',
+					  DETAIL = format('Its type cannot change from %s to %s while it is used.', old_type, type),
+					  HINT = 'Change or drop what uses it first, or define a new property.';
+		END IF;
+	END IF;
+	-- a value a task's action sets must stay allowed
+	IF type OPERATOR(pg_catalog.=) 'list' THEN
+		SELECT t.name, a.value OPERATOR(pg_catalog.->) 'to' AS value INTO bad
+		  FROM taskflow.task t, jsonb_array_elements(t.actions) a
+		 WHERE a.value OPERATOR(pg_catalog.->>) 'set_property' OPERATOR(pg_catalog.=) define_property.name
+		   AND NOT coalesce((a.value OPERATOR(pg_catalog.->>) 'to') OPERATOR(pg_catalog.=) ANY (allowed_values), false)
+		 ORDER BY t.name LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'property "%" is used by task "%", which sets it to %', name, bad.name, bad.value
+				USING ERRCODE = 'dependent_objects_still_exist',
+					  HINT = 'Keep the value in allowed_values, or change the task''s actions first.';
+		END IF;
 	END IF;
 
 	INSERT INTO taskflow.custom_property AS p (name, type, allowed_values, description)
@@ -170,6 +200,10 @@ BEGIN
 	UPDATE taskflow.member m
 	   SET properties = m.properties OPERATOR(pg_catalog.-) remove_property.name
 	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_property.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', member_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
 END
 $$;
 
@@ -213,6 +247,10 @@ BEGIN
 	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_tag.member_id
 	   AND m.tags OPERATOR(pg_catalog.@>) ARRAY[remove_tag.tag];
 	IF NOT FOUND THEN
+		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) remove_tag.member_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+		END IF;
 		RETURN false;
 	END IF;
 	PERFORM taskflow.record_event(member_id, 'tag_removed', jsonb_build_object('tag', tag));
@@ -238,11 +276,16 @@ BEGIN
 	IF name IS NULL OR btrim(name) OPERATOR(pg_catalog.=) '' THEN
 		RAISE EXCEPTION 'a group needs a name' USING ERRCODE = 'invalid_name';
 	END IF;
+	IF name OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+		RAISE EXCEPTION 'invalid group name %', to_json(name)
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A group name has no control characters (line breaks, tabs).';
+	END IF;
 	INSERT INTO taskflow.member_group (name, description)
 	VALUES (btrim(name), description) RETURNING group_id INTO new_id;
 	RETURN new_id;
 EXCEPTION WHEN unique_violation THEN
-	RAISE EXCEPTION 'group "%" already exists', name USING ERRCODE = 'duplicate_object';
+	RAISE EXCEPTION 'group "%" already exists', btrim(name) USING ERRCODE = 'duplicate_object';
 END
 $$;
 
@@ -284,6 +327,16 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed',
 				  HINT = 'Leave "at" out for taskflow.clock().';
 	END IF;
+	-- an infinite date would keep the membership open (or closed) for ever
+	IF NOT isfinite(at) THEN
+		RAISE EXCEPTION 'a member cannot join a group at %', at
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the instant they joined, or leave "at" out for taskflow.clock().';
+	END IF;
+	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) join_group.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+	END IF;
 	INSERT INTO taskflow.group_membership (member_id, group_id, joined_at)
 	VALUES (join_group.member_id, gid, at)
 	ON CONFLICT (member_id, group_id) WHERE left_at IS NULL DO NOTHING;
@@ -312,10 +365,19 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed',
 				  HINT = 'Leave "at" out for taskflow.clock().';
 	END IF;
+	IF NOT isfinite(at) THEN
+		RAISE EXCEPTION 'a member cannot leave a group at %', at
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the instant they left, or leave "at" out for taskflow.clock().';
+	END IF;
 	UPDATE taskflow.group_membership gm SET left_at = greatest(at, gm.joined_at)
 	 WHERE gm.member_id OPERATOR(pg_catalog.=) leave_group.member_id
 	   AND gm.group_id OPERATOR(pg_catalog.=) gid AND gm.left_at IS NULL;
 	IF NOT FOUND THEN
+		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) leave_group.member_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+		END IF;
 		RETURN false;
 	END IF;
 	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail)
@@ -379,6 +441,11 @@ BEGIN
 		RAISE EXCEPTION 'a payment needs a non-negative amount'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- NaN and Infinity are not below 0, and are no amount either
+	IF amount OPERATOR(pg_catalog.=) ANY (ARRAY['NaN', 'Infinity']::numeric[]) THEN
+		RAISE EXCEPTION 'a payment needs a finite amount, not %', amount
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	IF period_from IS NULL OR period_to IS NULL OR period_to OPERATOR(pg_catalog.<) period_from THEN
 		RAISE EXCEPTION 'a payment needs a period with period_from <= period_to'
 			USING ERRCODE = 'invalid_parameter_value';
@@ -422,6 +489,11 @@ BEGIN
 	 WHERE m.member_id OPERATOR(pg_catalog.=) unsubscribe.member_id
 	   AND m.unsubscribed_at IS NULL;
 	IF NOT FOUND THEN
+		-- "already unsubscribed" must not hide a wrong id
+		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) unsubscribe.member_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+		END IF;
 		RETURN false;
 	END IF;
 	PERFORM taskflow.record_event(member_id, 'unsubscribed',
@@ -448,6 +520,10 @@ BEGIN
 	 WHERE m.member_id OPERATOR(pg_catalog.=) resubscribe.member_id
 	   AND m.unsubscribed_at IS NOT NULL;
 	IF NOT FOUND THEN
+		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) resubscribe.member_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+		END IF;
 		RETURN false;
 	END IF;
 	PERFORM taskflow.record_event(member_id, 'resubscribed', '{}', at);

@@ -229,17 +229,53 @@ AS 'MODULE_PATHNAME', 'taskflow_search_expression';
 COMMENT ON FUNCTION taskflow.search_expression(text, timestamptz) IS
 	'Members an unsaved criteria expression matches as of an instant, by member_id';
 
--- What uses a custom property, for taskflow.drop_property(): the first
--- criteria reading it, as 'criteria "name"', or NULL.
+-- What uses a custom property, for taskflow.drop_property() and a change
+-- of its type in taskflow.define_property(): the first saved criteria
+-- reading it, anchor chain anchored on it, template with a merge field
+-- {{properties.<name>}} or task whose actions set or remove it, as
+-- 'criteria "name"', 'chain "name"', 'template "name"' or 'task "name"';
+-- NULL when nothing does.  PL/pgSQL: templates, tasks and chains are
+-- created by later parts of the script.
 CREATE FUNCTION taskflow.property_used_by(property_name text)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-RETURN (SELECT pg_catalog.format('criteria "%s"', c.name)
-		  FROM taskflow.criteria c
-		 WHERE property_name OPERATOR(pg_catalog.=) ANY (c.properties)
-		 ORDER BY c.name
-		 LIMIT 1);
+AS $$
+DECLARE
+	field text := 'properties.' OPERATOR(pg_catalog.||) property_name;
+	user_name text;
+BEGIN
+	SELECT format('criteria "%s"', c.name) INTO user_name
+	  FROM taskflow.criteria c
+	 WHERE property_name OPERATOR(pg_catalog.=) ANY (c.properties)
+	 ORDER BY c.name LIMIT 1;
+	IF user_name IS NULL THEN
+		SELECT format('chain "%s"', ch.name) INTO user_name
+		  FROM taskflow.chain ch
+		 WHERE ch.anchor OPERATOR(pg_catalog.=) field
+		 ORDER BY ch.name LIMIT 1;
+	END IF;
+	IF user_name IS NULL THEN
+		SELECT format('template "%s"', t.name) INTO user_name
+		  FROM taskflow.template t
+		 WHERE field OPERATOR(pg_catalog.=) ANY (
+				   coalesce(taskflow.template_fields(t.subject), '{}')
+				   OPERATOR(pg_catalog.||) coalesce(taskflow.template_fields(t.body_text), '{}')
+				   OPERATOR(pg_catalog.||) coalesce(taskflow.template_fields(t.body_html), '{}'))
+		 ORDER BY t.name LIMIT 1;
+	END IF;
+	IF user_name IS NULL THEN
+		SELECT format('task "%s"', t.name) INTO user_name
+		  FROM taskflow.task t
+		 WHERE EXISTS (SELECT FROM jsonb_array_elements(t.actions) a
+						WHERE property_name OPERATOR(pg_catalog.=) ANY
+							  (ARRAY[a.value OPERATOR(pg_catalog.->>) 'set_property',
+									 a.value OPERATOR(pg_catalog.->>) 'remove_property']))
+		 ORDER BY t.name LIMIT 1;
+	END IF;
+	RETURN user_name;
+END
+$$;
 
 REVOKE ALL ON FUNCTION
 	taskflow._criteria_validate(regrole, text, text),

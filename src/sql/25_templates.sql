@@ -197,15 +197,16 @@ END
 $$;
 
 -- Raises unless a header value (subject, sender name or address, reply-to)
--- is one line without control characters: a line break in a header would
--- let the text add headers of its own (header injection).
+-- is one line without control characters (C0, DEL and the C1 range
+-- U+0080-U+009F, which the MIME builder refuses too): a line break in a
+-- header would let the text add headers of its own (header injection).
 CREATE FUNCTION taskflow._check_template_header(template_name text, what text, value text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	pos integer := regexp_instr(value, '[\x01-\x1f\x7f]');
+	pos integer := regexp_instr(value, '[\x01-\x1f\x7f-\x9f]');
 BEGIN
 	IF pos OPERATOR(pg_catalog.>) 0 THEN
 		RAISE EXCEPTION '% of template "%" contains a line break or control character (U+%) at character %',
@@ -320,6 +321,13 @@ BEGIN
 	PERFORM taskflow._check_template_fields(t.name, 'subject', t.subject);
 	PERFORM taskflow._check_template_fields(t.name, 'body_text', t.body_text);
 	PERFORM taskflow._check_template_fields(t.name, 'body_html', t.body_html);
+	IF t.sender_address IS NULL
+	   AND taskflow.channel_kind(t.channel) OPERATOR(pg_catalog.=) 'smtp' THEN
+		RAISE EXCEPTION 'template "%" needs a sender address: it is sent by e-mail (channel "%")',
+						t.name, t.channel
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give sender_address => ''info@example.jp'' (and sender_name for the name shown).';
+	END IF;
 END
 $$;
 
@@ -386,7 +394,8 @@ END
 $$;
 
 -- create_template, as the extension owner on behalf of caller, who owns
--- the template.
+-- the template.  The name is trimmed of surrounding blanks, as task and
+-- chain names are.
 CREATE FUNCTION taskflow._create_template(caller regrole, name text, subject text, body_text text,
 										  body_html text, sender_name text, sender_address text,
 										  reply_to text, channel text, transactional boolean,
@@ -398,7 +407,7 @@ AS $$
 DECLARE
 	t taskflow.template;
 BEGIN
-	t.name := _create_template.name;
+	t.name := btrim(_create_template.name);
 	t.channel := coalesce(_create_template.channel, 'email');
 	t.subject := nullif(_create_template.subject, '');
 	t.body_text := _create_template.body_text;
@@ -460,7 +469,7 @@ DECLARE
 BEGIN
 	SELECT * INTO t FROM taskflow.template x
 	 WHERE x.template_id OPERATOR(pg_catalog.=) t.template_id FOR UPDATE;
-	t.name := coalesce(new_name, t.name);
+	t.name := coalesce(btrim(new_name), t.name);
 	t.subject := CASE WHEN _alter_template.subject IS NULL THEN t.subject
 					  ELSE nullif(_alter_template.subject, '') END;
 	t.body_text := coalesce(_alter_template.body_text, t.body_text);

@@ -130,6 +130,7 @@ BEGIN
 
 	-- actions are compiled (and so checked) by the engine's own compiler,
 	-- as the caller, so unknown tables or missing privileges show up now
+	PERFORM taskflow._check_action_keys(task_name, actions);
 	PERFORM taskflow._check_actions(caller, task_name, actions);
 END
 $$;

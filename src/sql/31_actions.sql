@@ -44,6 +44,48 @@ BEGIN
 END
 $$;
 
+-- Raises when an action has a key its verb does not use: "to" belongs to
+-- set and set_property, "detail" to record_event; anywhere else it would
+-- be dropped without a word ({"extend_expires": "1 month", "to":
+-- "2027-12-31"} extends by a month).  Called when a task is saved, not by
+-- _compile_actions, so a task saved before the check keeps running.
+CREATE FUNCTION taskflow._check_action_keys(task_name text, actions jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a jsonb;
+	n integer := 0;
+	verb text;
+BEGIN
+	IF jsonb_typeof(actions) OPERATOR(pg_catalog.<>) 'array' THEN
+		RETURN;					-- _compile_actions says what is wrong
+	END IF;
+	FOR a IN SELECT value FROM jsonb_array_elements(actions) LOOP
+		n := n OPERATOR(pg_catalog.+) 1;
+		CONTINUE WHEN jsonb_typeof(a) OPERATOR(pg_catalog.<>) 'object';
+		SELECT k INTO verb FROM jsonb_object_keys(a) k
+		 WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['to', 'detail'])
+		 ORDER BY k LIMIT 1;
+		IF a OPERATOR(pg_catalog.?) 'to'
+		   AND verb OPERATOR(pg_catalog.=) ANY (ARRAY['remove_property', 'add_tag', 'remove_tag',
+			   'join_group', 'leave_group', 'extend_expires', 'record_event', 'sql']) THEN
+			PERFORM taskflow._action_error(task_name, n, format('%s takes no "to"', verb),
+				CASE WHEN verb OPERATOR(pg_catalog.=) 'extend_expires'
+					 THEN 'To set the expiry to a date use {"set": "expires_at", "to": "2027-12-31"}; extend_expires only takes an interval.'
+					 ELSE 'Only set and set_property take "to".' END);
+		END IF;
+		IF a OPERATOR(pg_catalog.?) 'detail'
+		   AND verb OPERATOR(pg_catalog.=) ANY (ARRAY['set', 'set_property', 'remove_property', 'add_tag',
+			   'remove_tag', 'join_group', 'leave_group', 'extend_expires', 'sql']) THEN
+			PERFORM taskflow._action_error(task_name, n, format('%s takes no "detail"', verb),
+				'Only record_event takes "detail".');
+		END IF;
+	END LOOP;
+END
+$$;
+
 -- Compiles an actions array into SQL statements ($1 ids, $2 clock).
 -- Raises on any malformed action; unknown groups, properties and event kinds
 -- are reported here too, so a broken reference shows at save time and, if
@@ -92,7 +134,6 @@ BEGIN
 				'Split it: [{"add_tag": "A"}, {"remove_tag": "B"}].');
 		END IF;
 		arg := a OPERATOR(pg_catalog.->) verb;
-
 		IF verb OPERATOR(pg_catalog.=) 'set' THEN
 			col := arg OPERATOR(pg_catalog.#>>) '{}';
 			col_type := taskflow._settable_column_type(col);
@@ -115,6 +156,14 @@ BEGIN
 				PERFORM taskflow._action_error(task_name, n,
 					format('%s is not an e-mail address', a OPERATOR(pg_catalog.->) 'to'));
 			END IF;
+			-- a NOT NULL column (joined_at) would fail for every member
+			IF jsonb_typeof(a OPERATOR(pg_catalog.->) 'to') OPERATOR(pg_catalog.=) 'null'
+			   AND (SELECT att.attnotnull FROM pg_catalog.pg_attribute att
+					 WHERE att.attrelid OPERATOR(pg_catalog.=) 'taskflow.member'::pg_catalog.regclass
+					   AND att.attname OPERATOR(pg_catalog.=) col) THEN
+				PERFORM taskflow._action_error(task_name, n, format('column %s cannot be set to null', col),
+					format('Every member has a %s; give "to" a value.', col));
+			END IF;
 			IF col OPERATOR(pg_catalog.=) 'expires_at' THEN
 				expires_expr := format('%L::timestamptz', a OPERATOR(pg_catalog.->>) 'to');
 			ELSE
@@ -133,6 +182,11 @@ BEGIN
 			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string' OR NOT a OPERATOR(pg_catalog.?) 'to' THEN
 				PERFORM taskflow._action_error(task_name, n, 'set_property needs a property name and "to"',
 					'For example {"set_property": "plan", "to": "ゴールド"}.');
+			END IF;
+			PERFORM FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) (arg OPERATOR(pg_catalog.#>>) '{}');
+			IF NOT FOUND THEN
+				PERFORM taskflow._action_error(task_name, n, format('unknown property %s', arg),
+					'Define it first with taskflow.define_property().');
 			END IF;
 			PERFORM taskflow.check_property_value(arg OPERATOR(pg_catalog.#>>) '{}', a OPERATOR(pg_catalog.->) 'to');
 			props_expr := format('(%s OPERATOR(pg_catalog.||) %L::jsonb)', props_expr,

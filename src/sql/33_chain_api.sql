@@ -106,6 +106,52 @@ BEGIN
 END
 $$;
 
+-- A chain's time zone spelled as in pg_timezone_names: the name given, in
+-- any letter case, or by default the session's TimeZone (what SHOW
+-- TimeZone says).  A default that is not a named zone (an abbreviation or
+-- POSIX spec such as 'JST-9' or '+09') is refused: only a name carries the
+-- zone's rules.  A name given that is no zone comes back as it is, for
+-- _check_chain to refuse.
+CREATE FUNCTION taskflow._chain_time_zone(time_zone text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	wanted text := coalesce(time_zone, current_setting('TimeZone'));
+	zone text;
+BEGIN
+	SELECT z.name INTO zone FROM pg_catalog.pg_timezone_names z
+	 WHERE lower(z.name) OPERATOR(pg_catalog.=) lower(wanted)
+	 ORDER BY z.name OPERATOR(pg_catalog.=) wanted DESC, z.name LIMIT 1;
+	IF zone IS NULL AND time_zone IS NULL THEN
+		RAISE EXCEPTION 'the default time zone % is not a named time zone', quote_literal(wanted)
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A chain without time_zone takes the session''s TimeZone, which is an abbreviation or offset here, not a name from pg_timezone_names.',
+				  HINT = 'Pass the zone by name, for example time_zone => ''Asia/Tokyo''.';
+	END IF;
+	RETURN coalesce(zone, time_zone);
+END
+$$;
+
+-- Parses a wait between two tasks (or a repeat_wait) like
+-- taskflow._parse_wait(), refusing '0 days at HH:MM': it would fall due
+-- at once whenever the task before finished after HH:MM.
+CREATE FUNCTION taskflow._parse_chain_wait(wait text, OUT kind text, OUT after interval,
+										   OUT days integer, OUT at time)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	SELECT * INTO kind, after, days, at FROM taskflow._parse_wait(wait);
+	IF kind OPERATOR(pg_catalog.=) 'days_at' AND days OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'wait "%" is out of range', wait
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A "days at" wait is at least 1 day; for the same day use ''N hours'' or ''N minutes''.';
+	END IF;
+END
+$$;
+
 -- Parses 'always' or 'daily at HH:MM' into schedule and daily_at.
 CREATE FUNCTION taskflow._parse_schedule(schedule text, OUT kind text, OUT daily_at time)
 LANGUAGE plpgsql IMMUTABLE
@@ -148,7 +194,7 @@ DECLARE
 	i integer;
 BEGIN
 	s := taskflow._parse_schedule(schedule);
-	w := taskflow._parse_wait(repeat_wait);
+	w := taskflow._parse_chain_wait(repeat_wait);
 	IF reentry IS NULL OR NOT reentry OPERATOR(pg_catalog.=) ANY (ARRAY['never', 'rematch', 'cooldown']) THEN
 		RAISE EXCEPTION 'invalid re-entry policy %', coalesce(quote_literal(reentry), 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
@@ -162,9 +208,7 @@ BEGIN
 	c.daily_at := s.daily_at;
 	c.weekdays := taskflow._parse_weekdays(weekdays);
 	c.entry_interval := entry_interval;
-	c.time_zone := coalesce(time_zone,
-							(SELECT reset_val FROM pg_catalog.pg_settings
-							  WHERE pg_settings.name OPERATOR(pg_catalog.=) 'TimeZone'));
+	c.time_zone := taskflow._chain_time_zone(time_zone);
 	c.repeat := coalesce(repeat, false);
 	c.repeat_wait_kind := w.kind;
 	c.repeat_wait_after := w.after;
@@ -322,7 +366,7 @@ BEGIN
 		PERFORM taskflow._check_anchor_order(c);
 		RETURN new_id;
 	END IF;
-	w := taskflow._parse_wait(wait);
+	w := taskflow._parse_chain_wait(wait);
 	SELECT count(*) INTO n FROM taskflow.chain_step s WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id;
 	IF pos IS NULL THEN
 		pos := n OPERATOR(pg_catalog.+) 1;
@@ -405,7 +449,7 @@ BEGIN
 		PERFORM taskflow._check_anchor_order(c);
 		RETURN;
 	END IF;
-	w := taskflow._parse_wait(wait);
+	w := taskflow._parse_chain_wait(wait);
 	IF "position" IS NULL OR "position" OPERATOR(pg_catalog.<=) 1 OR w.kind OPERATOR(pg_catalog.=) 'none' THEN
 		RAISE EXCEPTION 'only tasks after the first have a wait, and it cannot be empty'
 			USING ERRCODE = 'invalid_parameter_value';
@@ -621,6 +665,11 @@ BEGIN
 		c.schedule := s.kind;
 		c.daily_at := s.daily_at;
 	END IF;
+	IF every_day AND weekdays IS NOT NULL THEN
+		RAISE EXCEPTION 'weekdays and every_day => true contradict each other (chain "%")', c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give weekdays to run on those days only, or every_day => true to run every day.';
+	END IF;
 	IF every_day THEN
 		c.weekdays := NULL;
 	ELSIF weekdays IS NOT NULL THEN
@@ -636,10 +685,16 @@ BEGIN
 		END IF;
 		c.weekdays := NULL;
 	END IF;
-	c.time_zone := coalesce(time_zone, c.time_zone);
+	IF time_zone IS NOT NULL THEN
+		c.time_zone := taskflow._chain_time_zone(time_zone);
+	END IF;
 	c.repeat := coalesce(repeat, c.repeat);
+	IF NOT c.repeat AND repeat_wait IS NOT NULL THEN
+		RAISE EXCEPTION 'repeat_wait needs repeat => true (chain "%")', c.name
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	IF repeat_wait IS NOT NULL THEN
-		w := taskflow._parse_wait(repeat_wait);
+		w := taskflow._parse_chain_wait(repeat_wait);
 		c.repeat_wait_kind := w.kind;
 		c.repeat_wait_after := w.after;
 		c.repeat_wait_days := w.days;

@@ -200,6 +200,11 @@ BEGIN
 				evaluating := format('the criteria %s of task %s (step %s) fails', quote_ident(r.criteria_name),
 									 quote_ident(r.task_name), r.position);
 				matches := taskflow._member_matches(r.chain_id, r.step_id, _explain.member_id, as_of);
+			-- a pending member is processed only while it matches (src/manual.c)
+			ELSIF r.st OPERATOR(pg_catalog.=) 'pending' AND r.criteria_name IS NOT NULL THEN
+				evaluating := format('the criteria %s of task %s (step %s) fails', quote_ident(r.criteria_name),
+									 quote_ident(r.task_name), r.position);
+				matches := taskflow._member_matches(r.chain_id, r.step_id, _explain.member_id, as_of);
 			END IF;
 			-- an anchor chain: the member's anchor decides whether it enters,
 			-- and at which step
@@ -264,7 +269,7 @@ BEGIN
 					ELSE
 						note := format('; %s but every step for it is past: does not enter again', change);
 					END IF;
-					-- when that entry check is not the next run's
+					-- and when that entry check comes
 					IF special IS NOT NULL AND off OPERATOR(pg_catalog.=) '' THEN
 						special := special OPERATOR(pg_catalog.||)
 								   format(' (%s)', taskflow._local(check_at, r.time_zone));
@@ -319,9 +324,14 @@ BEGIN
 						   quote_ident(r.task_name), r.position, quote_ident(r.criteria_name),
 						   CASE r.on_mismatch WHEN 'leave' THEN 'leave the chain' ELSE 'wait until it matches' END)
 				WHEN r.st OPERATOR(pg_catalog.=) 'pending' THEN
-					format('pending at manual task %s (step %s) since %s%s', quote_ident(r.task_name), r.position,
+					format('pending at manual task %s (step %s) since %s%s%s', quote_ident(r.task_name), r.position,
 						   taskflow._local(r.waiting_since, r.time_zone),
-						   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''))
+						   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''),
+						   CASE WHEN matches IS FALSE THEN
+								format('; no longer matches its criteria %s: process() does not apply the task to it (processing every pending member, it %s)',
+									   quote_ident(r.criteria_name),
+									   CASE r.on_mismatch WHEN 'leave' THEN 'leaves the chain' ELSE 'stays pending' END)
+								ELSE '' END)
 				WHEN r.st OPERATOR(pg_catalog.=) 'done' THEN
 					format('finished the chain on %s%s', taskflow._local(r.finished_at, r.time_zone),
 						   CASE WHEN r.anchor IS NOT NULL AND r.anchor_change OPERATOR(pg_catalog.=) 'restart'

@@ -15,7 +15,8 @@
 
 -- A database restored from a dump holds its automation until the DBA
 -- resumes it (src/sql/46_hold.sql, src/hold.c); the delivery functions
--- claim nothing while it is held.
+-- claim nothing while it is held.  The claim reads each recipient again
+-- from the member row (taskflow._claim_recipients, at the end).
 CREATE OR REPLACE FUNCTION taskflow.claim_messages(channel text, worker text, max integer,
 										lease interval DEFAULT '5 minutes',
 										as_of timestamptz DEFAULT pg_catalog.now())
@@ -70,6 +71,7 @@ BEGIN
 	IF ids IS NULL THEN
 		RETURN;
 	END IF;
+	PERFORM taskflow._claim_recipients(ids);
 	PERFORM taskflow._claim_cancel(ch, worker, ids, as_of);
 	PERFORM taskflow._claim_member_guardrails(ch, ids, as_of);
 	PERFORM taskflow._claim_quota(ch, ids, as_of);
@@ -425,6 +427,11 @@ BEGIN
 				evaluating := format('the criteria %s of task %s (step %s) fails', quote_ident(r.criteria_name),
 									 quote_ident(r.task_name), r.position);
 				matches := taskflow._member_matches(r.chain_id, r.step_id, _explain.member_id, as_of);
+			-- a pending member is processed only while it matches (src/manual.c)
+			ELSIF r.st OPERATOR(pg_catalog.=) 'pending' AND r.criteria_name IS NOT NULL THEN
+				evaluating := format('the criteria %s of task %s (step %s) fails', quote_ident(r.criteria_name),
+									 quote_ident(r.task_name), r.position);
+				matches := taskflow._member_matches(r.chain_id, r.step_id, _explain.member_id, as_of);
 			END IF;
 			-- an anchor chain: the member's anchor decides whether it enters,
 			-- and at which step
@@ -489,7 +496,7 @@ BEGIN
 					ELSE
 						note := format('; %s but every step for it is past: does not enter again', change);
 					END IF;
-					-- when that entry check is not the next run's
+					-- and when that entry check comes
 					IF special IS NOT NULL AND off OPERATOR(pg_catalog.=) '' THEN
 						special := special OPERATOR(pg_catalog.||)
 								   format(' (%s)', taskflow._local(check_at, r.time_zone));
@@ -544,9 +551,14 @@ BEGIN
 						   quote_ident(r.task_name), r.position, quote_ident(r.criteria_name),
 						   CASE r.on_mismatch WHEN 'leave' THEN 'leave the chain' ELSE 'wait until it matches' END)
 				WHEN r.st OPERATOR(pg_catalog.=) 'pending' THEN
-					format('pending at manual task %s (step %s) since %s%s', quote_ident(r.task_name), r.position,
+					format('pending at manual task %s (step %s) since %s%s%s', quote_ident(r.task_name), r.position,
 						   taskflow._local(r.waiting_since, r.time_zone),
-						   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''))
+						   coalesce(', assignee ' OPERATOR(pg_catalog.||) r.assignee, ''),
+						   CASE WHEN matches IS FALSE THEN
+								format('; no longer matches its criteria %s: process() does not apply the task to it (processing every pending member, it %s)',
+									   quote_ident(r.criteria_name),
+									   CASE r.on_mismatch WHEN 'leave' THEN 'leaves the chain' ELSE 'stays pending' END)
+								ELSE '' END)
 				WHEN r.st OPERATOR(pg_catalog.=) 'done' THEN
 					format('finished the chain on %s%s', taskflow._local(r.finished_at, r.time_zone),
 						   CASE WHEN r.anchor IS NOT NULL AND r.anchor_change OPERATOR(pg_catalog.=) 'restart'
@@ -641,11 +653,12 @@ DECLARE
 	o_owner regrole;
 	o_channel text;
 	o_transactional boolean;
+	o_is_test boolean;
 	kind	text;
 	unsub	text;
 BEGIN
-	SELECT x.channel, x.transactional, c.kind, c.unsubscribe_url, ch.owner
-	  INTO o_channel, o_transactional, kind, unsub, o_owner
+	SELECT x.channel, x.transactional, x.is_test, c.kind, c.unsubscribe_url, ch.owner
+	  INTO o_channel, o_transactional, o_is_test, kind, unsub, o_owner
 	  FROM taskflow.outbox x
 	  LEFT JOIN taskflow.channel c ON c.name OPERATOR(pg_catalog.=) x.channel
 	  LEFT JOIN taskflow.chain ch ON ch.chain_id OPERATOR(pg_catalog.=) x.chain_id
@@ -670,7 +683,7 @@ BEGIN
 			_mime_message.outbox_id, o_channel, kind
 			USING ERRCODE = 'wrong_object_type';
 	END IF;
-	IF NOT o_transactional
+	IF NOT o_transactional AND NOT o_is_test
 	   AND strpos(unsub, '{{token}}') OPERATOR(pg_catalog.>) 0
 	   AND to_regprocedure('taskflow.unsubscribe_token(bigint)') IS NULL THEN
 		RAISE EXCEPTION 'the unsubscribe_url of channel "%" uses {{token}}, but taskflow.unsubscribe_token(bigint) does not exist',
@@ -868,3 +881,1568 @@ GRANT EXECUTE ON FUNCTION taskflow.process(text, bigint[], timestamptz, text),
 	taskflow.skip(text, bigint[], timestamptz, text),
 	taskflow.cancel(text, bigint[], timestamptz, text)
 	TO taskflow_app, taskflow_operator;
+
+-- fv (review r2 §3, §4, §6-§10, r1 F5): checks of definitions, actions,
+-- member helpers and chains (src/sql/11, 12, 20, 25, 30, 31, 33).
+
+-- is_valid_date(): false, never an error, for text that is not exactly YYYY-MM-DD.
+-- True when a text is exactly YYYY-MM-DD and a real calendar date; false
+-- (never an error) for anything else, NULL included.
+CREATE OR REPLACE FUNCTION taskflow.is_valid_date(value text)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF value IS NULL OR value OPERATOR(pg_catalog.!~) '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN
+		RETURN false;
+	END IF;
+	RETURN make_date(substr(value, 1, 4)::int, substr(value, 6, 2)::int,
+					 substr(value, 9, 2)::int) IS NOT NULL;
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+	RETURN false;
+END
+$$;
+
+-- define_property(): no new type while the property is used, no list value removed that an action sets.
+-- Defines a typed custom property.  Changing the type of a property some
+-- members already have is refused when any of their values would not fit,
+-- and while anything uses the property (taskflow.property_used_by());
+-- removing a list value is refused while a task's action sets it.
+CREATE OR REPLACE FUNCTION taskflow.define_property(name text, type text,
+										 allowed_values text[] DEFAULT NULL,
+										 description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bad record;
+	old_type text;
+	user_name text;
+BEGIN
+	IF name IS NULL OR name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid property name %', coalesce(quote_literal(name), 'NULL')
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A property name is lower-case ASCII letters, digits and underscores, starting with a letter (at most 63).';
+	END IF;
+	IF type IS NULL OR NOT type OPERATOR(pg_catalog.=) ANY
+		(ARRAY['text', 'email', 'number', 'boolean', 'date', 'list']) THEN
+		RAISE EXCEPTION 'invalid type % for property "%"',
+			coalesce(quote_literal(type), 'NULL'), name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The types are text, email, number, boolean, date and list.';
+	END IF;
+	IF (type OPERATOR(pg_catalog.=) 'list')
+	   AND (allowed_values IS NULL OR cardinality(allowed_values) OPERATOR(pg_catalog.=) 0
+			OR array_position(allowed_values, NULL) IS NOT NULL) THEN
+		RAISE EXCEPTION 'list property "%" needs a non-empty array of allowed values', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example ARRAY[''ブロンズ'', ''シルバー'', ''ゴールド''].';
+	END IF;
+	IF type OPERATOR(pg_catalog.<>) 'list' AND allowed_values IS NOT NULL THEN
+		RAISE EXCEPTION 'only list properties take allowed values ("%" is %)', name, type
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	-- what reads or writes the property expects its type
+	SELECT p.type INTO old_type FROM taskflow.custom_property p
+	 WHERE p.name OPERATOR(pg_catalog.=) define_property.name FOR UPDATE;
+	IF old_type OPERATOR(pg_catalog.<>) type THEN
+		user_name := taskflow.property_used_by(name);
+		IF user_name IS NOT NULL THEN
+			RAISE EXCEPTION 'property "%" is used by %', name, user_name
+				USING ERRCODE = 'dependent_objects_still_exist',
+					  DETAIL = format('Its type cannot change from %s to %s while it is used.', old_type, type),
+					  HINT = 'Change or drop what uses it first, or define a new property.';
+		END IF;
+	END IF;
+	-- a value a task's action sets must stay allowed
+	IF type OPERATOR(pg_catalog.=) 'list' THEN
+		SELECT t.name, a.value OPERATOR(pg_catalog.->) 'to' AS value INTO bad
+		  FROM taskflow.task t, jsonb_array_elements(t.actions) a
+		 WHERE a.value OPERATOR(pg_catalog.->>) 'set_property' OPERATOR(pg_catalog.=) define_property.name
+		   AND NOT coalesce((a.value OPERATOR(pg_catalog.->>) 'to') OPERATOR(pg_catalog.=) ANY (allowed_values), false)
+		 ORDER BY t.name LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'property "%" is used by task "%", which sets it to %', name, bad.name, bad.value
+				USING ERRCODE = 'dependent_objects_still_exist',
+					  HINT = 'Keep the value in allowed_values, or change the task''s actions first.';
+		END IF;
+	END IF;
+
+	INSERT INTO taskflow.custom_property AS p (name, type, allowed_values, description)
+	VALUES (define_property.name, define_property.type,
+			define_property.allowed_values, define_property.description)
+	ON CONFLICT ON CONSTRAINT custom_property_pkey
+	DO UPDATE SET type = EXCLUDED.type, allowed_values = EXCLUDED.allowed_values,
+				  description = EXCLUDED.description;
+
+	-- existing values must still be valid under the new definition
+	FOR bad IN
+		SELECT m.member_id, m.properties OPERATOR(pg_catalog.->) define_property.name AS value
+		  FROM taskflow.member m
+		 WHERE m.properties OPERATOR(pg_catalog.?) define_property.name
+	LOOP
+		PERFORM taskflow.check_property_value(define_property.name, bad.value,
+											  bad.member_id::text);
+	END LOOP;
+END
+$$;
+
+-- Member helpers: a member id that does not exist is an error (P0002), never false or a foreign key error.
+-- Removes one custom property value of a member.
+CREATE OR REPLACE FUNCTION taskflow.remove_property(member_id bigint, name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- "properties - NULL" is NULL: it would not remove one, it would fail
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'a property name is required'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Name the property to remove, for example taskflow.remove_property(42, ''plan'').';
+	END IF;
+	UPDATE taskflow.member m
+	   SET properties = m.properties OPERATOR(pg_catalog.-) remove_property.name
+	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_property.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', member_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
+END
+$$;
+
+-- Removes a tag from a member; returns false when the member did not have it.
+CREATE OR REPLACE FUNCTION taskflow.remove_tag(member_id bigint, tag text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE taskflow.member m
+	   SET tags = array_remove(m.tags, remove_tag.tag)
+	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_tag.member_id
+	   AND m.tags OPERATOR(pg_catalog.@>) ARRAY[remove_tag.tag];
+	IF NOT FOUND THEN
+		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) remove_tag.member_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+		END IF;
+		RETURN false;
+	END IF;
+	PERFORM taskflow.record_event(member_id, 'tag_removed', jsonb_build_object('tag', tag));
+	RETURN true;
+END
+$$;
+
+-- create_group(): no control characters.
+-- Creates a membership group.
+CREATE OR REPLACE FUNCTION taskflow.create_group(name text, description text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	new_id integer;
+BEGIN
+	IF name IS NULL OR btrim(name) OPERATOR(pg_catalog.=) '' THEN
+		RAISE EXCEPTION 'a group needs a name' USING ERRCODE = 'invalid_name';
+	END IF;
+	IF name OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+		RAISE EXCEPTION 'invalid group name %', to_json(name)
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A group name has no control characters (line breaks, tabs).';
+	END IF;
+	INSERT INTO taskflow.member_group (name, description)
+	VALUES (btrim(name), description) RETURNING group_id INTO new_id;
+	RETURN new_id;
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'group "%" already exists', btrim(name) USING ERRCODE = 'duplicate_object';
+END
+$$;
+
+-- join_group() / leave_group(): no infinite instants; a member that does not exist is an error.
+-- Puts a member into a group as of an instant (default: the engine's clock).
+-- Returns false when the member is already in the group.
+CREATE OR REPLACE FUNCTION taskflow.join_group(member_id bigint, group_name text,
+									at timestamptz DEFAULT taskflow.clock())
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	gid integer := taskflow.group_id(group_name);
+BEGIN
+	-- a NULL would fail as a bare "null value" error, or be ignored
+	IF member_id IS NULL OR at IS NULL THEN
+		RAISE EXCEPTION '% cannot be NULL', CASE WHEN member_id IS NULL THEN 'member_id' ELSE 'at' END
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Leave "at" out for taskflow.clock().';
+	END IF;
+	-- an infinite date would keep the membership open (or closed) for ever
+	IF NOT isfinite(at) THEN
+		RAISE EXCEPTION 'a member cannot join a group at %', at
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the instant they joined, or leave "at" out for taskflow.clock().';
+	END IF;
+	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) join_group.member_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+	END IF;
+	INSERT INTO taskflow.group_membership (member_id, group_id, joined_at)
+	VALUES (join_group.member_id, gid, at)
+	ON CONFLICT (member_id, group_id) WHERE left_at IS NULL DO NOTHING;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail)
+	VALUES (join_group.member_id, 'group_joined', at, jsonb_build_object('group', group_name));
+	RETURN true;
+END
+$$;
+
+-- Takes a member out of a group; returns false when they were not in it.
+CREATE OR REPLACE FUNCTION taskflow.leave_group(member_id bigint, group_name text,
+									 at timestamptz DEFAULT taskflow.clock())
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	gid integer := taskflow.group_id(group_name);
+BEGIN
+	-- a NULL would fail as a bare "null value" error, or be ignored
+	IF member_id IS NULL OR at IS NULL THEN
+		RAISE EXCEPTION '% cannot be NULL', CASE WHEN member_id IS NULL THEN 'member_id' ELSE 'at' END
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Leave "at" out for taskflow.clock().';
+	END IF;
+	IF NOT isfinite(at) THEN
+		RAISE EXCEPTION 'a member cannot leave a group at %', at
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the instant they left, or leave "at" out for taskflow.clock().';
+	END IF;
+	UPDATE taskflow.group_membership gm SET left_at = greatest(at, gm.joined_at)
+	 WHERE gm.member_id OPERATOR(pg_catalog.=) leave_group.member_id
+	   AND gm.group_id OPERATOR(pg_catalog.=) gid AND gm.left_at IS NULL;
+	IF NOT FOUND THEN
+		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) leave_group.member_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+		END IF;
+		RETURN false;
+	END IF;
+	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail)
+	VALUES (leave_group.member_id, 'group_left', at, jsonb_build_object('group', group_name));
+	RETURN true;
+END
+$$;
+
+-- record_payment(): no NaN or Infinity amount.
+-- Records a payment of amount for the dates [period_from, period_to].
+CREATE OR REPLACE FUNCTION taskflow.record_payment(member_id bigint, amount numeric,
+										period_from date, period_to date,
+										occurred_at timestamptz DEFAULT taskflow.clock(),
+										detail jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF amount IS NULL OR amount OPERATOR(pg_catalog.<) 0 THEN
+		RAISE EXCEPTION 'a payment needs a non-negative amount'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- NaN and Infinity are not below 0, and are no amount either
+	IF amount OPERATOR(pg_catalog.=) ANY (ARRAY['NaN', 'Infinity']::numeric[]) THEN
+		RAISE EXCEPTION 'a payment needs a finite amount, not %', amount
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF period_from IS NULL OR period_to IS NULL OR period_to OPERATOR(pg_catalog.<) period_from THEN
+		RAISE EXCEPTION 'a payment needs a period with period_from <= period_to'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN taskflow.record_event(member_id, 'payment', detail, occurred_at, amount,
+								 daterange(period_from, period_to, '[]'));
+END
+$$;
+
+-- unsubscribe() / resubscribe(): a member that does not exist is an error, not false ("already unsubscribed").
+-- Unsubscribes a member from marketing messages (配信停止).
+CREATE OR REPLACE FUNCTION taskflow.unsubscribe(member_id bigint,
+									 at timestamptz DEFAULT taskflow.clock(),
+									 reason text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- a NULL would fail as a bare "null value" error, or be ignored
+	IF member_id IS NULL OR at IS NULL THEN
+		RAISE EXCEPTION '% cannot be NULL', CASE WHEN member_id IS NULL THEN 'member_id' ELSE 'at' END
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Leave "at" out for taskflow.clock().';
+	END IF;
+	UPDATE taskflow.member m SET unsubscribed_at = at
+	 WHERE m.member_id OPERATOR(pg_catalog.=) unsubscribe.member_id
+	   AND m.unsubscribed_at IS NULL;
+	IF NOT FOUND THEN
+		-- "already unsubscribed" must not hide a wrong id
+		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) unsubscribe.member_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+		END IF;
+		RETURN false;
+	END IF;
+	PERFORM taskflow.record_event(member_id, 'unsubscribed',
+								  jsonb_strip_nulls(jsonb_build_object('reason', reason)), at);
+	RETURN true;
+END
+$$;
+
+-- Subscribes an unsubscribed member again.
+CREATE OR REPLACE FUNCTION taskflow.resubscribe(member_id bigint,
+									 at timestamptz DEFAULT taskflow.clock())
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- a NULL would fail as a bare "null value" error, or be ignored
+	IF member_id IS NULL OR at IS NULL THEN
+		RAISE EXCEPTION '% cannot be NULL', CASE WHEN member_id IS NULL THEN 'member_id' ELSE 'at' END
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Leave "at" out for taskflow.clock().';
+	END IF;
+	UPDATE taskflow.member m SET unsubscribed_at = NULL
+	 WHERE m.member_id OPERATOR(pg_catalog.=) resubscribe.member_id
+	   AND m.unsubscribed_at IS NOT NULL;
+	IF NOT FOUND THEN
+		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) resubscribe.member_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
+		END IF;
+		RETURN false;
+	END IF;
+	PERFORM taskflow.record_event(member_id, 'resubscribed', '{}', at);
+	RETURN true;
+END
+$$;
+
+-- property_used_by(): anchor chains, templates and task actions use properties too (now PL/pgSQL: it reads tables created after it).
+-- What uses a custom property, for taskflow.drop_property() and a change
+-- of its type in taskflow.define_property(): the first saved criteria
+-- reading it, anchor chain anchored on it, template with a merge field
+-- {{properties.<name>}} or task whose actions set or remove it, as
+-- 'criteria "name"', 'chain "name"', 'template "name"' or 'task "name"';
+-- NULL when nothing does.  PL/pgSQL: templates, tasks and chains are
+-- created by later parts of the script.
+CREATE OR REPLACE FUNCTION taskflow.property_used_by(property_name text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	field text := 'properties.' OPERATOR(pg_catalog.||) property_name;
+	user_name text;
+BEGIN
+	SELECT format('criteria "%s"', c.name) INTO user_name
+	  FROM taskflow.criteria c
+	 WHERE property_name OPERATOR(pg_catalog.=) ANY (c.properties)
+	 ORDER BY c.name LIMIT 1;
+	IF user_name IS NULL THEN
+		SELECT format('chain "%s"', ch.name) INTO user_name
+		  FROM taskflow.chain ch
+		 WHERE ch.anchor OPERATOR(pg_catalog.=) field
+		 ORDER BY ch.name LIMIT 1;
+	END IF;
+	IF user_name IS NULL THEN
+		SELECT format('template "%s"', t.name) INTO user_name
+		  FROM taskflow.template t
+		 WHERE field OPERATOR(pg_catalog.=) ANY (
+				   coalesce(taskflow.template_fields(t.subject), '{}')
+				   OPERATOR(pg_catalog.||) coalesce(taskflow.template_fields(t.body_text), '{}')
+				   OPERATOR(pg_catalog.||) coalesce(taskflow.template_fields(t.body_html), '{}'))
+		 ORDER BY t.name LIMIT 1;
+	END IF;
+	IF user_name IS NULL THEN
+		SELECT format('task "%s"', t.name) INTO user_name
+		  FROM taskflow.task t
+		 WHERE EXISTS (SELECT FROM jsonb_array_elements(t.actions) a
+						WHERE property_name OPERATOR(pg_catalog.=) ANY
+							  (ARRAY[a.value OPERATOR(pg_catalog.->>) 'set_property',
+									 a.value OPERATOR(pg_catalog.->>) 'remove_property']))
+		 ORDER BY t.name LIMIT 1;
+	END IF;
+	RETURN user_name;
+END
+$$;
+
+-- Template names are trimmed of surrounding blanks, as task and chain names.
+-- create_template, as the extension owner on behalf of caller, who owns
+-- the template.  The name is trimmed of surrounding blanks, as task and
+-- chain names are.
+CREATE OR REPLACE FUNCTION taskflow._create_template(caller regrole, name text, subject text, body_text text,
+										  body_html text, sender_name text, sender_address text,
+										  reply_to text, channel text, transactional boolean,
+										  missing_field text, description text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t taskflow.template;
+BEGIN
+	t.name := btrim(_create_template.name);
+	t.channel := coalesce(_create_template.channel, 'email');
+	t.subject := nullif(_create_template.subject, '');
+	t.body_text := _create_template.body_text;
+	t.body_html := nullif(_create_template.body_html, '');
+	t.sender_name := nullif(_create_template.sender_name, '');
+	t.sender_address := nullif(_create_template.sender_address, '');
+	t.reply_to := nullif(_create_template.reply_to, '');
+	t.transactional := coalesce(_create_template.transactional, false);
+	t.missing_field := coalesce(_create_template.missing_field, 'empty');
+	t.description := nullif(_create_template.description, '');
+	t.owner := caller;
+	PERFORM taskflow._check_template(t);
+	IF EXISTS (SELECT FROM taskflow.template x WHERE x.name OPERATOR(pg_catalog.=) t.name) THEN
+		RAISE EXCEPTION 'template "%" already exists', t.name
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Change it with taskflow.alter_template().';
+	END IF;
+	INSERT INTO taskflow.template AS x
+		(name, channel, subject, body_text, body_html, sender_name, sender_address,
+		 reply_to, transactional, missing_field, description, owner)
+	VALUES (t.name, t.channel, t.subject, t.body_text, t.body_html, t.sender_name,
+			t.sender_address, t.reply_to, t.transactional, t.missing_field, t.description,
+			t.owner)
+	RETURNING x.template_id INTO t.template_id;
+	RETURN t.template_id;
+END
+$$;
+
+-- alter_template, as the extension owner on behalf of caller.
+CREATE OR REPLACE FUNCTION taskflow._alter_template(caller regrole, name text, subject text, body_text text,
+										 body_html text, sender_name text, sender_address text,
+										 reply_to text, channel text, transactional boolean,
+										 missing_field text, description text, new_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t taskflow.template := taskflow._template_for(caller, name, true);
+BEGIN
+	SELECT * INTO t FROM taskflow.template x
+	 WHERE x.template_id OPERATOR(pg_catalog.=) t.template_id FOR UPDATE;
+	t.name := coalesce(btrim(new_name), t.name);
+	t.subject := CASE WHEN _alter_template.subject IS NULL THEN t.subject
+					  ELSE nullif(_alter_template.subject, '') END;
+	t.body_text := coalesce(_alter_template.body_text, t.body_text);
+	t.body_html := CASE WHEN _alter_template.body_html IS NULL THEN t.body_html
+						ELSE nullif(_alter_template.body_html, '') END;
+	t.sender_name := CASE WHEN _alter_template.sender_name IS NULL THEN t.sender_name
+						  ELSE nullif(_alter_template.sender_name, '') END;
+	t.sender_address := CASE WHEN _alter_template.sender_address IS NULL THEN t.sender_address
+							 ELSE nullif(_alter_template.sender_address, '') END;
+	t.reply_to := CASE WHEN _alter_template.reply_to IS NULL THEN t.reply_to
+					   ELSE nullif(_alter_template.reply_to, '') END;
+	t.channel := coalesce(_alter_template.channel, t.channel);
+	t.transactional := coalesce(_alter_template.transactional, t.transactional);
+	t.missing_field := coalesce(_alter_template.missing_field, t.missing_field);
+	t.description := CASE WHEN _alter_template.description IS NULL THEN t.description
+						  ELSE nullif(_alter_template.description, '') END;
+	PERFORM taskflow._check_template(t);
+	IF t.name OPERATOR(pg_catalog.<>) _alter_template.name
+	   AND EXISTS (SELECT FROM taskflow.template x WHERE x.name OPERATOR(pg_catalog.=) t.name) THEN
+		RAISE EXCEPTION 'template "%" already exists', t.name
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	UPDATE taskflow.template AS x
+	   SET name = t.name, channel = t.channel, subject = t.subject, body_text = t.body_text,
+		   body_html = t.body_html, sender_name = t.sender_name,
+		   sender_address = t.sender_address, reply_to = t.reply_to,
+		   transactional = t.transactional, missing_field = t.missing_field,
+		   description = t.description, updated_at = pg_catalog.now()
+	 WHERE x.template_id OPERATOR(pg_catalog.=) t.template_id;
+END
+$$;
+
+-- Actions: a key the verb does not use is refused when the task is saved.
+-- Raises when an action has a key its verb does not use: "to" belongs to
+-- set and set_property, "detail" to record_event; anywhere else it would
+-- be dropped without a word ({"extend_expires": "1 month", "to":
+-- "2027-12-31"} extends by a month).  Called when a task is saved, not by
+-- _compile_actions, so a task saved before the check keeps running.
+CREATE FUNCTION taskflow._check_action_keys(task_name text, actions jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a jsonb;
+	n integer := 0;
+	verb text;
+BEGIN
+	IF jsonb_typeof(actions) OPERATOR(pg_catalog.<>) 'array' THEN
+		RETURN;					-- _compile_actions says what is wrong
+	END IF;
+	FOR a IN SELECT value FROM jsonb_array_elements(actions) LOOP
+		n := n OPERATOR(pg_catalog.+) 1;
+		CONTINUE WHEN jsonb_typeof(a) OPERATOR(pg_catalog.<>) 'object';
+		SELECT k INTO verb FROM jsonb_object_keys(a) k
+		 WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['to', 'detail'])
+		 ORDER BY k LIMIT 1;
+		IF a OPERATOR(pg_catalog.?) 'to'
+		   AND verb OPERATOR(pg_catalog.=) ANY (ARRAY['remove_property', 'add_tag', 'remove_tag',
+			   'join_group', 'leave_group', 'extend_expires', 'record_event', 'sql']) THEN
+			PERFORM taskflow._action_error(task_name, n, format('%s takes no "to"', verb),
+				CASE WHEN verb OPERATOR(pg_catalog.=) 'extend_expires'
+					 THEN 'To set the expiry to a date use {"set": "expires_at", "to": "2027-12-31"}; extend_expires only takes an interval.'
+					 ELSE 'Only set and set_property take "to".' END);
+		END IF;
+		IF a OPERATOR(pg_catalog.?) 'detail'
+		   AND verb OPERATOR(pg_catalog.=) ANY (ARRAY['set', 'set_property', 'remove_property', 'add_tag',
+			   'remove_tag', 'join_group', 'leave_group', 'extend_expires', 'sql']) THEN
+			PERFORM taskflow._action_error(task_name, n, format('%s takes no "detail"', verb),
+				'Only record_event takes "detail".');
+		END IF;
+	END LOOP;
+END
+$$;
+
+-- Actions: a NOT NULL column cannot be set to null; an unknown set_property names the task and action.
+-- Compiles an actions array into SQL statements ($1 ids, $2 clock).
+-- Raises on any malformed action; unknown groups, properties and event kinds
+-- are reported here too, so a broken reference shows at save time and, if
+-- something was dropped since, as a recorded error of the chain.
+CREATE OR REPLACE FUNCTION taskflow._compile_actions(task_name text, actions jsonb)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a jsonb;
+	n integer := 0;
+	verb text;
+	arg jsonb;
+	col_type text;
+	sets text[] := '{}';
+	tags_expr text := 'member.tags';
+	props_expr text := 'member.properties';
+	expires_expr text := NULL;
+	set_exprs jsonb := '{}';
+	stmts text[] := '{}';
+	tag_events text[] := '{}';
+	gid integer;
+	span interval;
+	col text;
+BEGIN
+	IF actions IS NULL OR jsonb_typeof(actions) OPERATOR(pg_catalog.<>) 'array' THEN
+		RAISE EXCEPTION 'actions of task "%" must be a JSON array', task_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example ''[{"add_tag": "動画A"}, {"set": "status", "to": "paid"}]''.';
+	END IF;
+	FOR a IN SELECT value FROM jsonb_array_elements(actions) LOOP
+		n := n OPERATOR(pg_catalog.+) 1;
+		IF jsonb_typeof(a) OPERATOR(pg_catalog.<>) 'object' THEN
+			PERFORM taskflow._action_error(task_name, n, 'an action must be a JSON object');
+		END IF;
+		SELECT k INTO verb FROM jsonb_object_keys(a) k
+		 WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['to', 'detail'])
+		 ORDER BY k LIMIT 1;
+		IF verb IS NULL THEN
+			PERFORM taskflow._action_error(task_name, n, 'no action given');
+		END IF;
+		IF (SELECT count(*) FROM jsonb_object_keys(a) k
+			 WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['to', 'detail'])) OPERATOR(pg_catalog.>) 1 THEN
+			PERFORM taskflow._action_error(task_name, n, 'one action per object',
+				'Split it: [{"add_tag": "A"}, {"remove_tag": "B"}].');
+		END IF;
+		arg := a OPERATOR(pg_catalog.->) verb;
+		IF verb OPERATOR(pg_catalog.=) 'set' THEN
+			col := arg OPERATOR(pg_catalog.#>>) '{}';
+			col_type := taskflow._settable_column_type(col);
+			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string' OR col_type IS NULL THEN
+				PERFORM taskflow._action_error(task_name, n, format('cannot set column %s', arg),
+					'Settable columns: status, email, name, name_kana, joined_at, expires_at, birthday, last_message_at, unsubscribed_at. Use add_tag, set_property or extend_expires for the others.');
+			END IF;
+			IF NOT a OPERATOR(pg_catalog.?) 'to' THEN
+				PERFORM taskflow._action_error(task_name, n, format('"set": "%s" needs "to"', col));
+			END IF;
+			IF col OPERATOR(pg_catalog.=) 'status' THEN
+				PERFORM FROM taskflow.member_status s
+				 WHERE s.status OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'to');
+				IF NOT FOUND THEN
+					PERFORM taskflow._action_error(task_name, n,
+						format('unknown status %s', a OPERATOR(pg_catalog.->) 'to'),
+						'Add it with taskflow.define_status().');
+				END IF;
+			ELSIF col OPERATOR(pg_catalog.=) 'email' AND NOT taskflow.is_valid_email(a OPERATOR(pg_catalog.->>) 'to') THEN
+				PERFORM taskflow._action_error(task_name, n,
+					format('%s is not an e-mail address', a OPERATOR(pg_catalog.->) 'to'));
+			END IF;
+			-- a NOT NULL column (joined_at) would fail for every member
+			IF jsonb_typeof(a OPERATOR(pg_catalog.->) 'to') OPERATOR(pg_catalog.=) 'null'
+			   AND (SELECT att.attnotnull FROM pg_catalog.pg_attribute att
+					 WHERE att.attrelid OPERATOR(pg_catalog.=) 'taskflow.member'::pg_catalog.regclass
+					   AND att.attname OPERATOR(pg_catalog.=) col) THEN
+				PERFORM taskflow._action_error(task_name, n, format('column %s cannot be set to null', col),
+					format('Every member has a %s; give "to" a value.', col));
+			END IF;
+			IF col OPERATOR(pg_catalog.=) 'expires_at' THEN
+				expires_expr := format('%L::timestamptz', a OPERATOR(pg_catalog.->>) 'to');
+			ELSE
+				set_exprs := set_exprs OPERATOR(pg_catalog.||)
+					jsonb_build_object(col, format('%L::%s', a OPERATOR(pg_catalog.->>) 'to', col_type));
+			END IF;
+			-- the value must convert to the column's type
+			BEGIN
+				EXECUTE format('SELECT %L::%s', a OPERATOR(pg_catalog.->>) 'to', col_type);
+			EXCEPTION WHEN data_exception THEN
+				PERFORM taskflow._action_error(task_name, n,
+					format('%s is not a valid %s for column %s', a OPERATOR(pg_catalog.->) 'to', col_type, col));
+			END;
+
+		ELSIF verb OPERATOR(pg_catalog.=) 'set_property' THEN
+			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string' OR NOT a OPERATOR(pg_catalog.?) 'to' THEN
+				PERFORM taskflow._action_error(task_name, n, 'set_property needs a property name and "to"',
+					'For example {"set_property": "plan", "to": "ゴールド"}.');
+			END IF;
+			PERFORM FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) (arg OPERATOR(pg_catalog.#>>) '{}');
+			IF NOT FOUND THEN
+				PERFORM taskflow._action_error(task_name, n, format('unknown property %s', arg),
+					'Define it first with taskflow.define_property().');
+			END IF;
+			PERFORM taskflow.check_property_value(arg OPERATOR(pg_catalog.#>>) '{}', a OPERATOR(pg_catalog.->) 'to');
+			props_expr := format('(%s OPERATOR(pg_catalog.||) %L::jsonb)', props_expr,
+								 jsonb_build_object(arg OPERATOR(pg_catalog.#>>) '{}', a OPERATOR(pg_catalog.->) 'to'));
+
+		ELSIF verb OPERATOR(pg_catalog.=) 'remove_property' THEN
+			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string' THEN
+				PERFORM taskflow._action_error(task_name, n, 'remove_property needs a property name');
+			END IF;
+			PERFORM FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) (arg OPERATOR(pg_catalog.#>>) '{}');
+			IF NOT FOUND THEN
+				PERFORM taskflow._action_error(task_name, n, format('unknown property %s', arg));
+			END IF;
+			props_expr := format('(%s OPERATOR(pg_catalog.-) %L::text)', props_expr, arg OPERATOR(pg_catalog.#>>) '{}');
+
+		ELSIF verb OPERATOR(pg_catalog.=) ANY (ARRAY['add_tag', 'remove_tag']) THEN
+			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string'
+			   OR btrim(arg OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.=) ''
+			   OR length(arg OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.>) 100
+			   OR (arg OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+				PERFORM taskflow._action_error(task_name, n, format('%s needs a tag of 1 to 100 characters', verb));
+			END IF;
+			tags_expr := CASE verb
+				WHEN 'add_tag' THEN format('(%s OPERATOR(pg_catalog.||) %L::text)', tags_expr, btrim(arg OPERATOR(pg_catalog.#>>) '{}'))
+				ELSE format('pg_catalog.array_remove(%s, %L::text)', tags_expr, btrim(arg OPERATOR(pg_catalog.#>>) '{}')) END;
+			-- the timeline records the change for members it changes (run
+			-- before the UPDATE, which is what changes them)
+			tag_events := tag_events OPERATOR(pg_catalog.||) format(
+				'INSERT INTO taskflow.event (member_id, kind, occurred_at, detail) '
+				'SELECT member.member_id, %L, $2, %L::jsonb FROM taskflow.member AS member '
+				'WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($1) AND %s member.tags OPERATOR(pg_catalog.@>) ARRAY[%L::text]',
+				CASE verb WHEN 'add_tag' THEN 'tag_added' ELSE 'tag_removed' END,
+				jsonb_build_object('tag', btrim(arg OPERATOR(pg_catalog.#>>) '{}')),
+				CASE verb WHEN 'add_tag' THEN 'NOT' ELSE '' END,
+				btrim(arg OPERATOR(pg_catalog.#>>) '{}'));
+
+		ELSIF verb OPERATOR(pg_catalog.=) 'extend_expires' THEN
+			BEGIN
+				span := (arg OPERATOR(pg_catalog.#>>) '{}')::interval;
+			EXCEPTION WHEN data_exception THEN
+				span := NULL;
+			END;
+			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string' OR span IS NULL THEN
+				PERFORM taskflow._action_error(task_name, n, format('extend_expires needs an interval, not %s', arg),
+					'For example "1 month", "30 days" or "-7 days" to shorten.');
+			END IF;
+			-- a longer one would overflow expires_at when the step runs
+			IF span OPERATOR(pg_catalog.>) interval '100 years'
+			   OR span OPERATOR(pg_catalog.<) interval '-100 years' THEN
+				PERFORM taskflow._action_error(task_name, n, format('extend_expires %s is out of range', arg),
+					'Extend or shorten by at most 100 years.');
+			END IF;
+			-- from the current expiry, or from the clock when there is none
+			expires_expr := format('(COALESCE(%s, $2) OPERATOR(pg_catalog.+) %L::interval)',
+								   coalesce(expires_expr, 'member.expires_at'), span);
+
+		ELSIF verb OPERATOR(pg_catalog.=) ANY (ARRAY['join_group', 'leave_group']) THEN
+			SELECT g.group_id INTO gid FROM taskflow.member_group g
+			 WHERE g.name OPERATOR(pg_catalog.=) (arg OPERATOR(pg_catalog.#>>) '{}');
+			IF NOT FOUND THEN
+				PERFORM taskflow._action_error(task_name, n, format('group %s does not exist', arg),
+					'Create it with taskflow.create_group().');
+			END IF;
+			stmts := stmts OPERATOR(pg_catalog.||) CASE verb
+				WHEN 'join_group' THEN format(
+					'WITH joined AS (INSERT INTO taskflow.group_membership (member_id, group_id, joined_at) '
+					'SELECT m, %s, $2 FROM pg_catalog.unnest($1) AS m '
+					'ON CONFLICT (member_id, group_id) WHERE left_at IS NULL DO NOTHING RETURNING member_id) '
+					'INSERT INTO taskflow.event (member_id, kind, occurred_at, detail) '
+					'SELECT member_id, ''group_joined'', $2, %L::jsonb FROM joined',
+					gid, jsonb_build_object('group', arg))
+				ELSE format(
+					'WITH gone AS (UPDATE taskflow.group_membership gm SET left_at = GREATEST($2, gm.joined_at) '
+					'WHERE gm.member_id OPERATOR(pg_catalog.=) ANY ($1) AND gm.group_id OPERATOR(pg_catalog.=) %s '
+					'AND gm.left_at IS NULL RETURNING gm.member_id) '
+					'INSERT INTO taskflow.event (member_id, kind, occurred_at, detail) '
+					'SELECT member_id, ''group_left'', $2, %L::jsonb FROM gone',
+					gid, jsonb_build_object('group', arg)) END;
+
+		ELSIF verb OPERATOR(pg_catalog.=) 'record_event' THEN
+			PERFORM FROM taskflow.event_kind k WHERE k.kind OPERATOR(pg_catalog.=) (arg OPERATOR(pg_catalog.#>>) '{}');
+			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string' OR NOT FOUND THEN
+				PERFORM taskflow._action_error(task_name, n, format('unknown event kind %s', arg),
+					'Add it with taskflow.define_event_kind().');
+			END IF;
+			IF a OPERATOR(pg_catalog.?) 'detail'
+			   AND jsonb_typeof(a OPERATOR(pg_catalog.->) 'detail') OPERATOR(pg_catalog.<>) 'object' THEN
+				PERFORM taskflow._action_error(task_name, n, 'record_event "detail" must be a JSON object');
+			END IF;
+			stmts := stmts OPERATOR(pg_catalog.||) format(
+				'INSERT INTO taskflow.event (member_id, kind, occurred_at, detail) '
+				'SELECT m, %L, $2, %L::jsonb FROM pg_catalog.unnest($1) AS m',
+				arg OPERATOR(pg_catalog.#>>) '{}', coalesce(a OPERATOR(pg_catalog.->) 'detail', '{}'));
+
+		ELSIF verb OPERATOR(pg_catalog.=) 'sql' THEN
+			IF jsonb_typeof(arg) OPERATOR(pg_catalog.<>) 'string'
+			   OR btrim(arg OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.=) '' THEN
+				PERFORM taskflow._action_error(task_name, n, 'sql needs a statement',
+					'For example "UPDATE app.page_access SET granted = true WHERE member_id = ANY($1)".');
+			END IF;
+			-- checked as one DML statement by taskflow._check_actions
+			stmts := stmts OPERATOR(pg_catalog.||) (arg OPERATOR(pg_catalog.#>>) '{}');
+
+		ELSE
+			PERFORM taskflow._action_error(task_name, n, format('unknown action "%s"', verb),
+				'The actions are set, set_property, remove_property, add_tag, remove_tag, join_group, leave_group, extend_expires, record_event and sql.');
+		END IF;
+	END LOOP;
+
+	-- one UPDATE for every change to the member row
+	FOR col IN SELECT key FROM jsonb_each_text(set_exprs) ORDER BY key LOOP
+		sets := sets OPERATOR(pg_catalog.||) format('%I = %s', col, set_exprs OPERATOR(pg_catalog.->>) col);
+	END LOOP;
+	IF expires_expr IS NOT NULL THEN
+		sets := sets OPERATOR(pg_catalog.||) format('expires_at = %s', expires_expr);
+	END IF;
+	IF tags_expr OPERATOR(pg_catalog.<>) 'member.tags' THEN
+		sets := sets OPERATOR(pg_catalog.||) format('tags = %s', tags_expr);
+	END IF;
+	IF props_expr OPERATOR(pg_catalog.<>) 'member.properties' THEN
+		sets := sets OPERATOR(pg_catalog.||) format('properties = %s', props_expr);
+	END IF;
+	IF cardinality(sets) OPERATOR(pg_catalog.>) 0 THEN
+		stmts := format('UPDATE taskflow.member AS member SET %s WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($1)',
+						array_to_string(sets, ', ')) OPERATOR(pg_catalog.||) stmts;
+	END IF;
+	RETURN tag_events OPERATOR(pg_catalog.||) stmts;
+END
+$$;
+
+-- _check_task(): calls _check_action_keys (src/sql/30_tasks.sql).
+-- Checks a task definition and returns the ids it refers to; raises on
+-- anything wrong, naming the task and the problem.
+CREATE OR REPLACE FUNCTION taskflow._check_task(caller regrole, task_name text, mode text,
+									 criteria text, actions jsonb, template text,
+									 assignee text, priority integer, on_mismatch text,
+									 OUT criteria_id integer, OUT template_id integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c record;
+BEGIN
+	IF task_name IS NULL OR btrim(task_name) OPERATOR(pg_catalog.=) ''
+	   OR length(task_name) OPERATOR(pg_catalog.>) 200
+	   OR task_name OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+		RAISE EXCEPTION 'invalid task name %', coalesce(to_json(task_name)::text, 'NULL')
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A task name is 1 to 200 characters without control characters.';
+	END IF;
+	IF mode IS NULL OR NOT mode OPERATOR(pg_catalog.=) ANY (ARRAY['auto', 'manual', 'criteria_only']) THEN
+		RAISE EXCEPTION 'invalid mode % for task "%"', coalesce(quote_literal(mode), 'NULL'), task_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The modes are auto (全自動), manual (処理待ち) and criteria_only (検索条件のみ).';
+	END IF;
+	IF on_mismatch IS NULL OR NOT on_mismatch OPERATOR(pg_catalog.=) ANY (ARRAY['leave', 'wait']) THEN
+		RAISE EXCEPTION 'invalid on_mismatch % for task "%"', coalesce(quote_literal(on_mismatch), 'NULL'), task_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use leave (the member leaves the chain) or wait (the member waits until it matches).';
+	END IF;
+	IF priority IS NULL THEN
+		RAISE EXCEPTION 'priority of task "%" cannot be null', task_name
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF assignee IS NOT NULL AND (btrim(assignee) OPERATOR(pg_catalog.=) ''
+								 OR assignee OPERATOR(pg_catalog.~) '[[:cntrl:]]') THEN
+		RAISE EXCEPTION 'invalid assignee % for task "%"', to_json(assignee), task_name
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	IF criteria IS NOT NULL THEN
+		SELECT cr.criteria_id AS id, cr.owner INTO c
+		  FROM taskflow.criteria cr WHERE cr.name OPERATOR(pg_catalog.=) criteria;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'criteria "%" of task "%" does not exist', criteria, task_name
+				USING ERRCODE = 'undefined_object',
+					  HINT = 'Save it first with taskflow.save_criteria().';
+		END IF;
+		IF NOT pg_has_role(caller, c.owner, 'USAGE') THEN
+			RAISE EXCEPTION 'permission denied for criteria "%"', criteria
+				USING ERRCODE = 'insufficient_privilege',
+					  HINT = format('A task may only use criteria of roles you belong to (owner: %s).', c.owner);
+		END IF;
+		criteria_id := c.id;
+	ELSIF mode OPERATOR(pg_catalog.=) 'criteria_only' THEN
+		RAISE EXCEPTION 'criteria_only task "%" needs a criteria', task_name
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	IF template IS NOT NULL THEN
+		PERFORM FROM taskflow.template t WHERE t.name OPERATOR(pg_catalog.=) template;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'template "%" of task "%" does not exist', template, task_name
+				USING ERRCODE = 'undefined_object',
+					  HINT = 'Create it first with taskflow.create_template().';
+		END IF;
+		-- only a template of a role the caller belongs to
+		template_id := (taskflow._template_for(caller, template, false)).template_id;
+	END IF;
+
+	-- actions are compiled (and so checked) by the engine's own compiler,
+	-- as the caller, so unknown tables or missing privileges show up now
+	PERFORM taskflow._check_action_keys(task_name, actions);
+	PERFORM taskflow._check_actions(caller, task_name, actions);
+END
+$$;
+
+-- Chains: the default time zone is the session's TimeZone (refused when not a named zone); names in any letter case.
+-- A chain's time zone spelled as in pg_timezone_names: the name given, in
+-- any letter case, or by default the session's TimeZone (what SHOW
+-- TimeZone says).  A default that is not a named zone (an abbreviation or
+-- POSIX spec such as 'JST-9' or '+09') is refused: only a name carries the
+-- zone's rules.  A name given that is no zone comes back as it is, for
+-- _check_chain to refuse.
+CREATE FUNCTION taskflow._chain_time_zone(time_zone text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	wanted text := coalesce(time_zone, current_setting('TimeZone'));
+	zone text;
+BEGIN
+	SELECT z.name INTO zone FROM pg_catalog.pg_timezone_names z
+	 WHERE lower(z.name) OPERATOR(pg_catalog.=) lower(wanted)
+	 ORDER BY z.name OPERATOR(pg_catalog.=) wanted DESC, z.name LIMIT 1;
+	IF zone IS NULL AND time_zone IS NULL THEN
+		RAISE EXCEPTION 'the default time zone % is not a named time zone', quote_literal(wanted)
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A chain without time_zone takes the session''s TimeZone, which is an abbreviation or offset here, not a name from pg_timezone_names.',
+				  HINT = 'Pass the zone by name, for example time_zone => ''Asia/Tokyo''.';
+	END IF;
+	RETURN coalesce(zone, time_zone);
+END
+$$;
+
+-- Chains: a '0 days at HH:MM' wait is refused.
+-- Parses a wait between two tasks (or a repeat_wait) like
+-- taskflow._parse_wait(), refusing '0 days at HH:MM': it would fall due
+-- at once whenever the task before finished after HH:MM.
+CREATE FUNCTION taskflow._parse_chain_wait(wait text, OUT kind text, OUT after interval,
+										   OUT days integer, OUT at time)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	SELECT * INTO kind, after, days, at FROM taskflow._parse_wait(wait);
+	IF kind OPERATOR(pg_catalog.=) 'days_at' AND days OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'wait "%" is out of range', wait
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A "days at" wait is at least 1 day; for the same day use ''N hours'' or ''N minutes''.';
+	END IF;
+END
+$$;
+
+-- create_chain(), add_step(), set_wait(): the two above.
+
+CREATE OR REPLACE FUNCTION taskflow._create_chain(caller regrole, name text, tasks text[], waits text[],
+									   schedule text, weekdays text[], time_zone text,
+									   repeat boolean, repeat_wait text, reentry text,
+									   reentry_cooldown interval, entry_interval interval,
+									   enabled boolean, description text,
+									   pause_after_failures integer, test boolean,
+									   anchor text, offsets text[], yearly boolean,
+									   anchor_change text, activation text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c taskflow.chain;
+	s record;
+	w record;
+	i integer;
+BEGIN
+	s := taskflow._parse_schedule(schedule);
+	w := taskflow._parse_chain_wait(repeat_wait);
+	IF reentry IS NULL OR NOT reentry OPERATOR(pg_catalog.=) ANY (ARRAY['never', 'rematch', 'cooldown']) THEN
+		RAISE EXCEPTION 'invalid re-entry policy %', coalesce(quote_literal(reentry), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use never, rematch (when the member matches again after not matching) or cooldown (after reentry_cooldown).';
+	END IF;
+	c.name := btrim(name);
+	c.description := description;
+	c.owner := caller;
+	c.enabled := coalesce(enabled, true);
+	c.schedule := s.kind;
+	c.daily_at := s.daily_at;
+	c.weekdays := taskflow._parse_weekdays(weekdays);
+	c.entry_interval := entry_interval;
+	c.time_zone := taskflow._chain_time_zone(time_zone);
+	c.repeat := coalesce(repeat, false);
+	c.repeat_wait_kind := w.kind;
+	c.repeat_wait_after := w.after;
+	c.repeat_wait_days := w.days;
+	c.repeat_wait_at := w.at;
+	c.reentry := reentry;
+	c.reentry_cooldown := reentry_cooldown;
+	c.pause_after_failures := pause_after_failures;
+	c.is_test := coalesce(test, false);
+	c.enabled_at := taskflow.clock();
+	IF anchor IS NOT NULL THEN
+		-- an anchor chain: steps at offsets from each member's anchor date
+		IF schedule OPERATOR(pg_catalog.<>) 'always' OR weekdays IS NOT NULL OR c.repeat THEN
+			RAISE EXCEPTION 'anchor chain "%" has no schedule, weekdays or repeat of its own', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Its steps run at their offsets from each member''s anchor; use yearly => true for a birthday or anniversary every year.';
+		END IF;
+		IF waits IS NOT NULL THEN
+			RAISE EXCEPTION 'anchor chain "%" takes offsets, not waits', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'offsets[i] is when tasks[i] runs, counted from the anchor: ''immediately'', ''2 days at 10:00'', ''-3 days at 09:00''.';
+		END IF;
+		IF offsets IS NULL OR cardinality(offsets) OPERATOR(pg_catalog.<>) cardinality(tasks) THEN
+			RAISE EXCEPTION 'anchor chain "%" needs one offset per task', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'For example offsets => ARRAY[''immediately'', ''2 days at 10:00''].';
+		END IF;
+		IF anchor_change IS NULL OR NOT anchor_change OPERATOR(pg_catalog.=) ANY (ARRAY['restart', 'follow', 'ignore']) THEN
+			RAISE EXCEPTION 'invalid anchor_change %', coalesce(quote_literal(anchor_change), 'NULL')
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use restart (from the first task at the new anchor), follow (keep going on the new anchor) or ignore.';
+		END IF;
+		IF activation IS NULL OR NOT activation OPERATOR(pg_catalog.=) ANY (ARRAY['new', 'existing']) THEN
+			RAISE EXCEPTION 'invalid activation %', coalesce(quote_literal(activation), 'NULL')
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use new (only members whose anchor falls after the chain is enabled) or existing (existing members too; their past steps are skipped).';
+		END IF;
+		c.schedule := 'anchor';
+		c.anchor := taskflow._parse_anchor(anchor);
+		c.anchor_yearly := coalesce(yearly, false);
+		c.anchor_change := anchor_change;
+		c.activation := activation;
+		waits := offsets;
+	ELSIF offsets IS NOT NULL OR coalesce(yearly, false) THEN
+		RAISE EXCEPTION 'offsets and yearly need an anchor (chain "%")', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example anchor => ''birthday'', yearly => true, offsets => ARRAY[''0 days at 09:00''].';
+	END IF;
+	IF s.kind OPERATOR(pg_catalog.=) 'always' AND weekdays IS NOT NULL THEN
+		RAISE EXCEPTION 'weekdays need a daily schedule (chain "%")', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example schedule => ''daily at 09:00'', weekdays => ARRAY[''mon'', ''wed'', ''fri''].';
+	END IF;
+	IF NOT c.repeat AND repeat_wait IS NOT NULL THEN
+		RAISE EXCEPTION 'repeat_wait needs repeat => true (chain "%")', name
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM taskflow._check_chain(c);
+	IF tasks IS NULL OR cardinality(tasks) OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'chain "%" needs at least one task', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example tasks => ARRAY[''サンクスメール''].';
+	END IF;
+	IF waits IS NOT NULL AND cardinality(waits) OPERATOR(pg_catalog.<>) cardinality(tasks) THEN
+		RAISE EXCEPTION 'chain "%" has % tasks but % waits', name, cardinality(tasks), cardinality(waits)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'waits[i] is the wait before tasks[i]; waits[1] is NULL.';
+	END IF;
+
+	INSERT INTO taskflow.chain AS ch (name, description, owner, owner_could_login, enabled, schedule, daily_at, weekdays,
+		entry_interval, time_zone, repeat, repeat_wait_kind, repeat_wait_after,
+		repeat_wait_days, repeat_wait_at, reentry, reentry_cooldown,
+		pause_after_failures, enabled_at, is_test, anchor, anchor_yearly, anchor_change, activation)
+	VALUES (c.name, c.description, c.owner,
+		(SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller),
+		c.enabled, c.schedule, c.daily_at, c.weekdays,
+		c.entry_interval, c.time_zone, c.repeat, c.repeat_wait_kind, c.repeat_wait_after,
+		c.repeat_wait_days, c.repeat_wait_at, c.reentry, c.reentry_cooldown,
+		c.pause_after_failures, c.enabled_at, c.is_test, c.anchor, coalesce(c.anchor_yearly, false),
+		coalesce(c.anchor_change, 'restart'), coalesce(c.activation, 'new'))
+	RETURNING ch.chain_id INTO c.chain_id;
+
+	FOR i IN 1 .. cardinality(tasks) LOOP
+		PERFORM taskflow._insert_step(caller, c, tasks[i], waits[i], i);
+	END LOOP;
+	RETURN c.chain_id;
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'chain "%" already exists', name
+		USING ERRCODE = 'duplicate_object',
+			  HINT = 'Change it with taskflow.alter_chain() or taskflow.add_step().';
+END
+$$;
+
+-- Inserts a task into a chain at a position (shifting later steps), with
+-- the wait before it.  Members keep waiting for the step they were waiting
+-- for; those who finish the step before the new one go to the new one.
+CREATE OR REPLACE FUNCTION taskflow._insert_step(caller regrole, c taskflow.chain, task_name text,
+									  wait text, pos integer)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t taskflow.task := taskflow._task_for(caller, task_name, false);
+	w record;
+	o record;
+	n integer;
+	new_id integer;
+BEGIN
+	IF t.mode OPERATOR(pg_catalog.=) 'criteria_only' THEN
+		RAISE EXCEPTION 'task "%" is criteria_only and cannot be part of a chain', task_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Switch it to manual or auto first (taskflow.alter_task()).';
+	END IF;
+	IF c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
+		-- anchor chains: "wait" is the offset from the anchor
+		o := taskflow._parse_offset(wait);
+		SELECT count(*) INTO n FROM taskflow.chain_step s WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id;
+		pos := coalesce(pos, n OPERATOR(pg_catalog.+) 1);
+		IF pos OPERATOR(pg_catalog.<) 1 OR pos OPERATOR(pg_catalog.>) (n OPERATOR(pg_catalog.+) 1) THEN
+			RAISE EXCEPTION 'position % is out of range for chain "%" (1 to %)', pos, c.name, n OPERATOR(pg_catalog.+) 1
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		UPDATE taskflow.chain_step s SET position = s.position OPERATOR(pg_catalog.+) 1
+		 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id AND s.position OPERATOR(pg_catalog.>=) pos;
+		INSERT INTO taskflow.chain_step AS s (chain_id, position, task_id, wait_kind, wait_days, wait_at)
+		VALUES (c.chain_id, pos, t.task_id, 'anchor', o.days, o.at)
+		RETURNING s.step_id INTO new_id;
+		PERFORM taskflow._check_anchor_order(c);
+		RETURN new_id;
+	END IF;
+	w := taskflow._parse_chain_wait(wait);
+	SELECT count(*) INTO n FROM taskflow.chain_step s WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id;
+	IF pos IS NULL THEN
+		pos := n OPERATOR(pg_catalog.+) 1;
+	END IF;
+	IF pos OPERATOR(pg_catalog.<) 1 OR pos OPERATOR(pg_catalog.>) (n OPERATOR(pg_catalog.+) 1) THEN
+		RAISE EXCEPTION 'position % is out of range for chain "%" (1 to %)', pos, c.name, n OPERATOR(pg_catalog.+) 1
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF pos OPERATOR(pg_catalog.=) 1 AND n OPERATOR(pg_catalog.=) 0 AND w.kind OPERATOR(pg_catalog.<>) 'none' THEN
+		RAISE EXCEPTION 'the first task of chain "%" has no wait: it runs on the chain''s schedule', c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give a wait only for later tasks.';
+	END IF;
+	IF pos OPERATOR(pg_catalog.=) 1 AND n OPERATOR(pg_catalog.>) 0 THEN
+		-- a new first task: the wait given goes between it and the old first task
+		IF w.kind OPERATOR(pg_catalog.=) 'none' THEN
+			RAISE EXCEPTION 'a new first task of chain "%" needs the wait before the old first task', c.name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'For example wait => ''1 days at 09:00''.';
+		END IF;
+		UPDATE taskflow.chain_step s
+		   SET wait_kind = w.kind, wait_after = w.after, wait_days = w.days, wait_at = w.at
+		 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id AND s.position OPERATOR(pg_catalog.=) 1;
+		w := taskflow._parse_wait(NULL);
+	END IF;
+	IF pos OPERATOR(pg_catalog.>) 1 AND w.kind OPERATOR(pg_catalog.=) 'none' THEN
+		RAISE EXCEPTION 'task % of chain "%" needs a wait', pos, c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Write ''3 hours'' (same day, 3 hours later) or ''5 days at 10:00''.';
+	END IF;
+	UPDATE taskflow.chain_step s SET position = s.position OPERATOR(pg_catalog.+) 1
+	 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id AND s.position OPERATOR(pg_catalog.>=) pos;
+	INSERT INTO taskflow.chain_step AS s (chain_id, position, task_id, wait_kind, wait_after, wait_days, wait_at)
+	VALUES (c.chain_id, pos, t.task_id, w.kind, w.after, w.days, w.at)
+	RETURNING s.step_id INTO new_id;
+	RETURN new_id;
+END
+$$;
+
+-- Changes the wait before a step.
+CREATE OR REPLACE FUNCTION taskflow._set_wait(caller regrole, chain text, "position" integer, wait text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c taskflow.chain := taskflow._chain_for(caller, chain);
+	w record;
+	o record;
+BEGIN
+	IF c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
+		-- an anchor chain's "wait" is the step's offset from the anchor
+		o := taskflow._parse_offset(wait);
+		UPDATE taskflow.chain_step s SET wait_days = o.days, wait_at = o.at
+		 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id AND s.position OPERATOR(pg_catalog.=) _set_wait."position";
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'chain "%" has no task at position %', chain, "position"
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		PERFORM taskflow._check_anchor_order(c);
+		RETURN;
+	END IF;
+	w := taskflow._parse_chain_wait(wait);
+	IF "position" IS NULL OR "position" OPERATOR(pg_catalog.<=) 1 OR w.kind OPERATOR(pg_catalog.=) 'none' THEN
+		RAISE EXCEPTION 'only tasks after the first have a wait, and it cannot be empty'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	UPDATE taskflow.chain_step s
+	   SET wait_kind = w.kind, wait_after = w.after, wait_days = w.days, wait_at = w.at
+	 WHERE s.chain_id OPERATOR(pg_catalog.=) c.chain_id AND s.position OPERATOR(pg_catalog.=) _set_wait."position";
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'chain "%" has no task at position %', chain, "position"
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+
+-- alter_chain(): repeat_wait needs repeat, weekdays and every_day contradict each other (and the two above).
+-- alter_chain: NULL leaves a setting unchanged.
+CREATE OR REPLACE FUNCTION taskflow._alter_chain(caller regrole, name text, schedule text, weekdays text[],
+									  time_zone text, repeat boolean, repeat_wait text,
+									  reentry text, reentry_cooldown interval,
+									  entry_interval interval, description text,
+									  pause_after_failures integer, every_day boolean,
+									  test boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c taskflow.chain := taskflow._chain_for(caller, name);
+	s record;
+	w record;
+BEGIN
+	IF schedule IS NOT NULL AND c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
+		RAISE EXCEPTION 'anchor chain "%" has no schedule: its tasks run at offsets from each member''s anchor', name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Change offsets with taskflow.set_wait(); for another kind of chain create a new one.';
+	END IF;
+	IF schedule IS NOT NULL THEN
+		s := taskflow._parse_schedule(schedule);
+		c.schedule := s.kind;
+		c.daily_at := s.daily_at;
+	END IF;
+	IF every_day AND weekdays IS NOT NULL THEN
+		RAISE EXCEPTION 'weekdays and every_day => true contradict each other (chain "%")', c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give weekdays to run on those days only, or every_day => true to run every day.';
+	END IF;
+	IF every_day THEN
+		c.weekdays := NULL;
+	ELSIF weekdays IS NOT NULL THEN
+		c.weekdays := taskflow._parse_weekdays(weekdays);
+	END IF;
+	IF c.schedule OPERATOR(pg_catalog.=) 'always' THEN
+		-- weekdays given for an "always" chain are refused as by create_chain;
+		-- those of a daily schedule being replaced by "always" just go
+		IF weekdays IS NOT NULL AND NOT every_day THEN
+			RAISE EXCEPTION 'weekdays need a daily schedule (chain "%")', c.name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'For example schedule => ''daily at 09:00'', weekdays => ARRAY[''mon'', ''wed'', ''fri''].';
+		END IF;
+		c.weekdays := NULL;
+	END IF;
+	IF time_zone IS NOT NULL THEN
+		c.time_zone := taskflow._chain_time_zone(time_zone);
+	END IF;
+	c.repeat := coalesce(repeat, c.repeat);
+	IF NOT c.repeat AND repeat_wait IS NOT NULL THEN
+		RAISE EXCEPTION 'repeat_wait needs repeat => true (chain "%")', c.name
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF repeat_wait IS NOT NULL THEN
+		w := taskflow._parse_chain_wait(repeat_wait);
+		c.repeat_wait_kind := w.kind;
+		c.repeat_wait_after := w.after;
+		c.repeat_wait_days := w.days;
+		c.repeat_wait_at := w.at;
+	END IF;
+	IF reentry IS NOT NULL THEN
+		IF NOT reentry OPERATOR(pg_catalog.=) ANY (ARRAY['never', 'rematch', 'cooldown']) THEN
+			RAISE EXCEPTION 'invalid re-entry policy %', quote_literal(reentry)
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use never, rematch or cooldown.';
+		END IF;
+		c.reentry := reentry;
+		c.reentry_cooldown := CASE WHEN reentry OPERATOR(pg_catalog.=) 'cooldown'
+								   THEN coalesce(reentry_cooldown, c.reentry_cooldown) END;
+	ELSIF reentry_cooldown IS NOT NULL THEN
+		c.reentry_cooldown := reentry_cooldown;
+	END IF;
+	c.entry_interval := coalesce(entry_interval, c.entry_interval);
+	c.description := coalesce(description, c.description);
+	c.pause_after_failures := coalesce(pause_after_failures, c.pause_after_failures);
+	c.is_test := coalesce(test, c.is_test);
+	PERFORM taskflow._check_chain(c);
+	UPDATE taskflow.chain AS u
+	   SET schedule = c.schedule, daily_at = c.daily_at, weekdays = c.weekdays,
+		   time_zone = c.time_zone, repeat = c.repeat, repeat_wait_kind = c.repeat_wait_kind,
+		   repeat_wait_after = c.repeat_wait_after, repeat_wait_days = c.repeat_wait_days,
+		   repeat_wait_at = c.repeat_wait_at, reentry = c.reentry,
+		   reentry_cooldown = c.reentry_cooldown, entry_interval = c.entry_interval,
+		   description = c.description, pause_after_failures = c.pause_after_failures,
+		   is_test = c.is_test
+	 WHERE u.chain_id OPERATOR(pg_catalog.=) c.chain_id;
+END
+$$;
+
+REVOKE ALL ON FUNCTION taskflow._chain_time_zone(text), taskflow._parse_chain_wait(text),
+	taskflow._check_action_keys(text, jsonb)
+	FROM PUBLIC;
+
+-- Day counts of an infinite date ('infinity': never expires) are NULL, not
+-- an error that made every entry check of the chain fail (src/sql/13_predicates.sql).
+CREATE OR REPLACE FUNCTION taskflow.days_since(ts timestamptz)
+RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN (CASE WHEN pg_catalog.isfinite(ts)
+			 THEN taskflow.clock()::date OPERATOR(pg_catalog.-) ts::date END);
+CREATE OR REPLACE FUNCTION taskflow.days_until(ts timestamptz)
+RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN (CASE WHEN pg_catalog.isfinite(ts)
+			 THEN ts::date OPERATOR(pg_catalog.-) taskflow.clock()::date END);
+CREATE OR REPLACE FUNCTION taskflow.days_until_anniversary(d date)
+RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE WHEN pg_catalog.isfinite(d) THEN (
+	SELECT CASE WHEN y.this_year OPERATOR(pg_catalog.>=) y.t
+				THEN y.this_year OPERATOR(pg_catalog.-) y.t
+				ELSE y.next_year OPERATOR(pg_catalog.-) y.t END
+	  FROM (SELECT c.t,
+				   (d OPERATOR(pg_catalog.+) make_interval(years => c.age))::date AS this_year,
+				   (d OPERATOR(pg_catalog.+) make_interval(years => c.age OPERATOR(pg_catalog.+) 1))::date AS next_year
+			  FROM (SELECT taskflow.clock()::date AS t,
+						   (extract(year FROM taskflow.clock()::date)
+							OPERATOR(pg_catalog.-) extract(year FROM d))::integer AS age) c) y) END;
+
+-- A message the engine queues already cancelled (no e-mail address, or
+-- unsubscribed before the step) leaves mail_cancelled on the member's
+-- timeline, like one cancelled at claim time (src/sql/41_delivery.sql).
+CREATE FUNCTION taskflow._outbox_cancelled()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail, recorded_by)
+	VALUES (NEW.member_id, 'mail_cancelled', NEW.created_at,
+			jsonb_strip_nulls(jsonb_build_object('outbox_id', NEW.outbox_id, 'channel', NEW.channel,
+				'subject', NEW.subject, 'recipient', NEW.recipient, 'reason', NEW.state_reason)),
+			coalesce((SELECT h.actor FROM taskflow.history h
+					   WHERE h.chain_id OPERATOR(pg_catalog.=) NEW.chain_id
+						 AND h.member_id OPERATOR(pg_catalog.=) NEW.member_id
+						 AND h.iteration OPERATOR(pg_catalog.=) NEW.iteration
+						 AND h.step_id OPERATOR(pg_catalog.=) NEW.step_id
+						 AND h.event OPERATOR(pg_catalog.=) 'applied'),
+					 'taskflow'));
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION taskflow._outbox_cancelled() IS
+	'Trigger: a message queued as cancelled leaves mail_cancelled on the member''s timeline';
+CREATE TRIGGER outbox_cancelled AFTER INSERT ON taskflow.outbox
+	FOR EACH ROW
+	WHEN (NEW.state OPERATOR(pg_catalog.=) 'cancelled' AND NOT NEW.is_test)
+	EXECUTE FUNCTION taskflow._outbox_cancelled();
+REVOKE ALL ON FUNCTION taskflow._outbox_cancelled() FROM PUBLIC;
+
+-- The claim reads each recipient again from the member row: a member who
+-- corrected the address while the message waited gets it at the new one
+-- (src/sql/41_delivery.sql).
+CREATE FUNCTION taskflow._claim_recipients(ids bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE taskflow.outbox o
+	   SET recipient = CASE WHEN o.original_recipient IS NOT NULL AND m.email IS NOT NULL
+							THEN o.recipient ELSE m.email END,
+		   original_recipient = CASE WHEN o.original_recipient IS NOT NULL THEN m.email END
+	  FROM taskflow.member m
+	 WHERE o.outbox_id OPERATOR(pg_catalog.=) ANY (ids)
+	   AND m.member_id OPERATOR(pg_catalog.=) o.member_id
+	   AND coalesce(o.original_recipient, o.recipient) IS DISTINCT FROM m.email;
+END
+$$;
+REVOKE ALL ON FUNCTION taskflow._claim_recipients(bigint[]) FROM PUBLIC;
+
+-- state_reason and the suppression list no longer repeat the reply code
+-- the server's reply already starts with (src/sql/41_delivery.sql).
+CREATE FUNCTION taskflow._reply_text(code integer, enhanced text, reply text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r text := btrim(reply);
+BEGIN
+	IF code IS NOT NULL AND (r OPERATOR(pg_catalog.=) code::text
+							 OR left(r, 4) OPERATOR(pg_catalog.=) ANY
+								(ARRAY[code::text OPERATOR(pg_catalog.||) ' ',
+									   code::text OPERATOR(pg_catalog.||) '-'])) THEN
+		r := ltrim(substr(r, 5));
+	END IF;
+	IF nullif(enhanced, '') IS NOT NULL
+	   AND (r OPERATOR(pg_catalog.=) enhanced
+			OR starts_with(r, enhanced OPERATOR(pg_catalog.||) ' ')) THEN
+		r := ltrim(substr(r, length(enhanced) OPERATOR(pg_catalog.+) 2));
+	END IF;
+	RETURN nullif(concat_ws(' ', code, nullif(enhanced, ''), nullif(r, '')), '');
+END
+$$;
+COMMENT ON FUNCTION taskflow._reply_text(integer, text, text) IS
+	'A reply code, enhanced code and reply text as one text, without repeating what the reply starts with';
+REVOKE ALL ON FUNCTION taskflow._reply_text(integer, text, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION taskflow.complete_messages(worker text, outbox_ids bigint[], outcomes text[],
+										   smtp_codes integer[], enhanced_codes text[],
+										   replies text[],
+										   as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer := coalesce(cardinality(outbox_ids), 0);
+	bad text;
+	done integer;
+BEGIN
+	PERFORM taskflow._check_worker(worker, as_of);
+	IF coalesce(cardinality(outcomes), 0) OPERATOR(pg_catalog.<>) n
+	   OR coalesce(cardinality(smtp_codes), n) OPERATOR(pg_catalog.<>) n
+	   OR coalesce(cardinality(enhanced_codes), n) OPERATOR(pg_catalog.<>) n
+	   OR coalesce(cardinality(replies), n) OPERATOR(pg_catalog.<>) n THEN
+		RAISE EXCEPTION 'complete_messages needs one element per message in every array'
+			USING ERRCODE = 'array_subscript_error',
+				  DETAIL = format('outbox_ids %s, outcomes %s, smtp_codes %s, enhanced_codes %s, replies %s.',
+								  n, coalesce(cardinality(outcomes), 0),
+								  coalesce(cardinality(smtp_codes)::text, 'NULL'),
+								  coalesce(cardinality(enhanced_codes)::text, 'NULL'),
+								  coalesce(cardinality(replies)::text, 'NULL')),
+				  HINT = 'smtp_codes, enhanced_codes and replies may be NULL as a whole.';
+	END IF;
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		RETURN 0;
+	END IF;
+	SELECT x INTO bad FROM unnest(outcomes) x
+	 WHERE x IS NULL OR NOT x OPERATOR(pg_catalog.=) ANY (ARRAY['sent', 'temporary', 'permanent'])
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'invalid outcome %', coalesce(quote_literal(bad), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The outcomes are ''sent'', ''temporary'' (4xx, network error, timeout) and ''permanent'' (5xx).';
+	END IF;
+
+	WITH i AS (
+		SELECT DISTINCT ON (x.id) x.id, x.outcome, x.code, x.enhanced, x.reply
+		  FROM unnest(outbox_ids, outcomes, smtp_codes, enhanced_codes, replies)
+			   WITH ORDINALITY AS x (id, outcome, code, enhanced, reply, ord)
+		 WHERE x.id IS NOT NULL
+		 ORDER BY x.id, x.ord),
+	u AS (
+		UPDATE taskflow.outbox o
+		   SET state = CASE WHEN i.outcome OPERATOR(pg_catalog.=) 'sent' THEN 'sent'
+							WHEN i.outcome OPERATOR(pg_catalog.=) 'temporary'
+								 AND o.attempts OPERATOR(pg_catalog.<) ch.max_attempts THEN 'deferred'
+							ELSE 'failed' END,
+			   state_reason = CASE
+					WHEN i.outcome OPERATOR(pg_catalog.=) 'sent' THEN NULL
+					WHEN i.outcome OPERATOR(pg_catalog.=) 'permanent' THEN 'permanent failure'
+					WHEN o.attempts OPERATOR(pg_catalog.<) ch.max_attempts THEN 'temporary failure'
+					ELSE format('temporary failure %s times', o.attempts) END
+					OPERATOR(pg_catalog.||)
+					CASE WHEN i.outcome OPERATOR(pg_catalog.=) 'sent' THEN NULL
+						 ELSE coalesce(': ' OPERATOR(pg_catalog.||)
+									   taskflow._reply_text(i.code, i.enhanced, i.reply), '') END,
+			   not_before = CASE WHEN i.outcome OPERATOR(pg_catalog.=) 'temporary'
+									  AND o.attempts OPERATOR(pg_catalog.<) ch.max_attempts
+								 THEN as_of OPERATOR(pg_catalog.+)
+									  taskflow.retry_delay(o.outbox_id, o.attempts,
+														   ch.backoff_base, ch.backoff_max)
+								 ELSE o.not_before END,
+			   sent_at = CASE WHEN i.outcome OPERATOR(pg_catalog.=) 'sent' THEN as_of ELSE o.sent_at END,
+			   last_smtp_code = i.code, last_enhanced_code = i.enhanced, last_reply = i.reply,
+			   lease_owner = NULL, lease_expires_at = NULL
+		  FROM i, taskflow.channel ch
+		 WHERE o.outbox_id OPERATOR(pg_catalog.=) i.id
+		   AND ch.name OPERATOR(pg_catalog.=) o.channel
+		   AND o.state OPERATOR(pg_catalog.=) 'sending'
+		   AND o.lease_owner OPERATOR(pg_catalog.=) worker
+		RETURNING o.outbox_id, o.member_id, o.channel, o.subject, o.recipient, o.is_test,
+				  o.state, o.state_reason, o.attempts, o.not_before, i.outcome, i.code,
+				  i.enhanced, i.reply),
+	a AS (
+		UPDATE taskflow.delivery_attempt a
+		   SET finished_at = as_of, outcome = u.outcome, smtp_code = u.code,
+			   enhanced_code = u.enhanced, reply = u.reply
+		  FROM u
+		 WHERE a.outbox_id OPERATOR(pg_catalog.=) u.outbox_id AND a.finished_at IS NULL),
+	s AS (
+		INSERT INTO taskflow.suppression AS s (address, reason, at, outbox_id)
+		SELECT DISTINCT ON (lower(btrim(u.recipient))) lower(btrim(u.recipient)),
+			   concat_ws(' ', 'bounce', taskflow._reply_text(u.code, u.enhanced, u.reply)),
+			   as_of, u.outbox_id
+		  FROM u
+		 WHERE u.outcome OPERATOR(pg_catalog.=) 'permanent' AND NOT u.is_test
+		   AND u.enhanced OPERATOR(pg_catalog.~) '^5\.1\.[0-9]{1,3}$'
+		   AND u.recipient IS NOT NULL
+		 ORDER BY lower(btrim(u.recipient)), u.outbox_id
+		ON CONFLICT (address) DO NOTHING),
+	e AS (
+		INSERT INTO taskflow.event (member_id, kind, occurred_at, detail, recorded_by)
+		SELECT u.member_id,
+			   CASE u.state WHEN 'sent' THEN 'mail_sent' WHEN 'failed' THEN 'mail_failed'
+							ELSE 'mail_deferred' END,
+			   as_of,
+			   jsonb_strip_nulls(jsonb_build_object('outbox_id', u.outbox_id, 'channel', u.channel,
+					'subject', u.subject, 'recipient', u.recipient, 'attempt', u.attempts,
+					'smtp_code', u.code, 'enhanced_code', u.enhanced, 'reply', u.reply,
+					'retry_at', CASE WHEN u.state OPERATOR(pg_catalog.=) 'deferred'
+									 THEN u.not_before END)),
+			   worker
+		  FROM u
+		 WHERE NOT u.is_test)
+	SELECT count(*) INTO done FROM u;
+	RETURN done;
+END
+$$;
+
+-- A test chain's mail carries no List-Unsubscribe: it goes to a tester,
+-- and its link would unsubscribe the real member
+-- (src/sql/45_delivery_worker.sql).
+CREATE OR REPLACE FUNCTION taskflow._mime_messages(outbox_ids bigint[], as_of timestamptz)
+RETURNS TABLE (outbox_id bigint, message text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	SELECT o.outbox_id,
+		   taskflow.mime_build(
+			   from_name => o.sender_name,
+			   from_address => o.sender_address,
+			   to_address => o.recipient,
+			   subject => o.subject,
+			   body_text => o.body_text,
+			   body_html => o.body_html,
+			   message_id => coalesce(o.message_id,
+					pg_catalog.format('<%s.%s@%s>', o.outbox_id, o.chain_id,
+						coalesce(nullif(ch.message_id_domain, ''),
+								 nullif(pg_catalog.split_part(o.sender_address, '@', 2), ''),
+								 'localhost'))),
+			   reply_to => o.reply_to,
+			   list_id => ch.list_id,
+			   unsubscribe_url => CASE WHEN NOT o.transactional AND NOT o.is_test THEN
+					pg_catalog.replace(
+						pg_catalog.replace(nullif(ch.unsubscribe_url, ''), '{{member_id}}',
+										   o.member_id::text),
+						'{{token}}',
+						CASE WHEN pg_catalog.strpos(ch.unsubscribe_url, '{{token}}') OPERATOR(pg_catalog.>) 0
+							 THEN taskflow.unsubscribe_token(o.member_id) ELSE '' END) END,
+			   date => as_of,
+			   time_zone => coalesce(o.time_zone,
+					(SELECT c.time_zone FROM taskflow.chain c
+					  WHERE c.chain_id OPERATOR(pg_catalog.=) o.chain_id)))
+	  FROM pg_catalog.unnest(outbox_ids) WITH ORDINALITY AS i(id, n)
+	  JOIN taskflow.outbox o ON o.outbox_id OPERATOR(pg_catalog.=) i.id
+	  LEFT JOIN taskflow.channel ch ON ch.name OPERATOR(pg_catalog.=) o.channel
+	 ORDER BY i.n;
+END;
+
+-- An infinite anchor date is no anchor (src/sql/36_anchor.sql).
+CREATE OR REPLACE FUNCTION taskflow._anchor_sql(anchor text, tz text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+RETURN format('(CASE WHEN pg_catalog.isfinite(%1$s) THEN %1$s END)', CASE
+	WHEN anchor OPERATOR(pg_catalog.=) 'birthday' THEN
+		format('((member.birthday OPERATOR(pg_catalog.+) time ''00:00'') AT TIME ZONE %L)', tz)
+	WHEN anchor OPERATOR(pg_catalog.^@) 'properties.' THEN
+		format('(((member.properties OPERATOR(pg_catalog.->>) %L)::date OPERATOR(pg_catalog.+) time ''00:00'') AT TIME ZONE %L)',
+			   substr(anchor, 12), tz)
+	ELSE format('member.%I', anchor)
+	END);
+
+-- Addresses are checked as the MIME builder and SMTP need them (plain
+-- ASCII dot-atoms), and an e-mail template needs a sender address: both
+-- failed only at send time before (src/sql/11_member_validation.sql,
+-- src/sql/25_templates.sql).
+CREATE OR REPLACE FUNCTION taskflow.is_valid_email(address text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN address OPERATOR(pg_catalog.~)
+	('^[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+([.][A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+)*'
+	 '@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?([.][A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$')
+	AND pg_catalog.length(address) OPERATOR(pg_catalog.<=) 254;
+COMMENT ON FUNCTION taskflow.is_valid_email(text) IS
+	'True when the text is one plain ASCII e-mail address (local@domain.tld) that mail can be sent to';
+CREATE OR REPLACE FUNCTION taskflow._check_template(t taskflow.template)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM taskflow._check_template_settings(t);
+	PERFORM taskflow._check_template_header(t.name, 'subject', t.subject);
+	PERFORM taskflow._check_template_header(t.name, 'sender name', t.sender_name);
+	IF t.sender_address IS NOT NULL THEN
+		PERFORM taskflow._check_template_address(t.name, 'sender address', t.sender_address);
+	END IF;
+	IF t.reply_to IS NOT NULL THEN
+		PERFORM taskflow._check_template_address(t.name, 'reply-to address', t.reply_to);
+	END IF;
+	PERFORM taskflow._check_template_body(t.name, 'body_text', t.body_text);
+	PERFORM taskflow._check_template_body(t.name, 'body_html', t.body_html);
+	PERFORM taskflow._check_template_fields(t.name, 'subject', t.subject);
+	PERFORM taskflow._check_template_fields(t.name, 'body_text', t.body_text);
+	PERFORM taskflow._check_template_fields(t.name, 'body_html', t.body_html);
+	IF t.sender_address IS NULL
+	   AND taskflow.channel_kind(t.channel) OPERATOR(pg_catalog.=) 'smtp' THEN
+		RAISE EXCEPTION 'template "%" needs a sender address: it is sent by e-mail (channel "%")',
+						t.name, t.channel
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give sender_address => ''info@example.jp'' (and sender_name for the name shown).';
+	END IF;
+END
+$$;
+
+-- Raises unless a header value (subject, sender name or address, reply-to)
+-- is one line without control characters (C0, DEL and the C1 range
+-- U+0080-U+009F, which the MIME builder refuses too): a line break in a
+-- header would let the text add headers of its own (header injection).
+CREATE OR REPLACE FUNCTION taskflow._check_template_header(template_name text, what text, value text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	pos integer := regexp_instr(value, '[\x01-\x1f\x7f-\x9f]');
+BEGIN
+	IF pos OPERATOR(pg_catalog.>) 0 THEN
+		RAISE EXCEPTION '% of template "%" contains a line break or control character (U+%) at character %',
+			what, template_name,
+			upper(lpad(to_hex(ascii(substr(value, pos, 1))), 4, '0')), pos
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A mail header is one line: line breaks and control characters are refused so no text can add headers.';
+	END IF;
+END
+$$;
