@@ -1,8 +1,9 @@
 -- A preview of a few members (member_ids, or a hypothetical member)
 -- simulates only them when nothing in the chains previewed can make one
 -- member's timeline depend on another's: every criteria reads only its
--- member's own data (its row, the clock, its groups, events and payments)
--- and no task has an "sql" action (src/preview_scope.c).  Otherwise it
+-- member's own data (its row, the clock, its groups, events and payments),
+-- no task has an "sql" action and no later task waits for its criteria
+-- (src/preview_scope.c).  Otherwise it
 -- simulates everyone.  Either way the rows shown are exactly those of the
 -- whole preview for those members.  How much was simulated is read from
 -- the history rows the (rolled back) simulation inserted.
@@ -136,6 +137,18 @@ SELECT taskflow.create_chain('記録', ARRAY['記録'], schedule => 'daily at 13
 SELECT shown, simulated, shown < simulated AS everyone FROM pg_temp.previewed(ARRAY[3]::bigint[]);
 SELECT pg_temp.differences(ARRAY[3]::bigint[]) AS differences;
 SELECT taskflow.drop_chain('記録');
+
+-- 3b. a later task that waits for its criteria (on_mismatch 'wait'): a
+--     waiting member is looked at whenever the engine runs, which the
+--     other members' steps decide: everyone is simulated
+SELECT pg_temp.task('待機1', '{{name}}様、ご登録ありがとうございます', $$status = 'paid'$$);
+SELECT pg_temp.task('待機2', '{{name}}様、入会40日のご案内', $$days_since(joined_at) >= 40$$);
+SELECT taskflow.alter_task('待機2', on_mismatch => 'wait');
+SELECT taskflow.create_chain('待機', ARRAY['待機1', '待機2'], waits => ARRAY[NULL, '1 hours'],
+	time_zone => 'Asia/Tokyo');
+SELECT shown, simulated, shown < simulated AS everyone FROM pg_temp.previewed(ARRAY[3]::bigint[]);
+SELECT pg_temp.differences(ARRAY[3]::bigint[]) AS differences;
+SELECT taskflow.drop_chain('待機');
 
 -- 4. a predicate given another member's id reads that member's data:
 --    everyone is simulated

@@ -5,10 +5,13 @@
  * A preview for a few members (member_ids, or a hypothetical member) shows
  * only their rows, but what happens to them may depend on the others: a
  * criteria with a subquery can count other members, an "sql" action can
- * change any row.  When nothing in the chains previewed can make one
- * member's timeline depend on another's — every criteria reads only its
- * member's own data (CriteriaReadsOnlyItsMember: its row, the clock, its
- * groups, events and payments) and no task has an "sql" action — the
+ * change any row, and a member waiting for a later task's criteria to
+ * match again (on_mismatch 'wait') is looked at whenever the engine runs,
+ * which other members' steps decide.  When nothing in the chains previewed
+ * can make one member's timeline depend on another's — every criteria
+ * reads only its member's own data (CriteriaReadsOnlyItsMember: its row,
+ * the clock, its groups, events and payments), no task has an "sql"
+ * action and none after the first waits for its criteria — the
  * engine's scans in the simulation look only at the members previewed:
  * their entry checks, anchor checks and due steps, and the preview's clock
  * stops only where something is due for them or for a chain.  The timeline
@@ -28,13 +31,16 @@
 #include "spi_util.h"
 
 /*
- * The criteria and whether there is an "sql" action, of every task of the
- * chains running in the simulated world (those not previewed are off).
+ * The criteria of every task of the chains running in the simulated world
+ * (those not previewed are off), and whether the task makes members depend
+ * on each other otherwise: an "sql" action, or waiting for its criteria.
  */
 static const char *previewed_tasks_sql =
 "SELECT cr.normalized,"
 "       EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(t.actions) a"
 "                WHERE a OPERATOR(pg_catalog.?) 'sql')"
+"       OR (s.position OPERATOR(pg_catalog.>) 1 AND t.criteria_id IS NOT NULL"
+"           AND t.on_mismatch OPERATOR(pg_catalog.=) 'wait')"
 "  FROM taskflow.chain c"
 "  JOIN taskflow.chain_step s ON s.chain_id OPERATOR(pg_catalog.=) c.chain_id"
 "  JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
