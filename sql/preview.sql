@@ -434,6 +434,25 @@ SELECT to_char(at, 'MM-DD HH24:MI') AS at, member_name, task, event
 	member_ids => (SELECT array_agg(member_id) FROM taskflow.member WHERE external_id IN ('p-21', 'p-22')))
  ORDER BY at, member_id, event;
 
+---------------------------------------------------------------- odd states
+-- a message that would be cancelled as it is queued (no e-mail address,
+-- unsubscribed) is marked so, not shown as sent
+INSERT INTO taskflow.member (external_id, email, name, status, joined_at, expires_at) VALUES
+	('p-23', NULL, '住所のみ', 'paid', '2026-07-04 10:00+09', '2027-07-04 10:00+09');
+SELECT to_char(at, 'MM-DD HH24:MI') AS at, member_name, task, subject
+  FROM taskflow.preview('2027-07-01 12:00+09', '2027-07-03 00:00+09', '更新前',
+	member_ids => (SELECT array_agg(member_id) FROM taskflow.member WHERE external_id = 'p-23'))
+ WHERE event = 'applied';
+-- a member that does not exist is an error, as in explain()
+SELECT count(*) FROM taskflow.preview('2027-07-01 12:00+09', '2027-07-03 00:00+09',
+	member_ids => ARRAY[999999]::bigint[]);
+-- a sequence restarted by the DBA: the preview draws from where it stands
+-- (it used the start value, and showed made-up duplicate keys)
+ALTER SEQUENCE taskflow.history_history_id_seq RESTART WITH 1000000;
+SELECT count(*) FILTER (WHERE event = 'error') AS errors, count(*) > 0 AS rows
+  FROM taskflow.preview('2027-07-01 12:00+09', '2027-07-03 00:00+09', '更新前');
+SELECT nextval('taskflow.history_history_id_seq') AS next_history_id;
+
 ---------------------------------------------------------------- clean up
 RESET taskflow.as_of;
 DROP EXTENSION taskflow CASCADE;

@@ -47,11 +47,22 @@ PG_FUNCTION_INFO_V1(taskflow_preview);
 
 #define PREVIEW_MAX_RUNS 100000
 
-/* restarts every taskflow sequence at its current value (transactional) */
+/*
+ * For every taskflow sequence, the query that makes the statement which
+ * restarts it at the value nextval() would return next (transactional).
+ * Read from the sequence itself: pg_sequences has no last_value for a
+ * sequence restarted or never used (its next value is then last_value, not
+ * start_value), and its pg_sequence_last_value() locks each sequence for
+ * the rest of the caller's transaction, not just the preview's.
+ */
 static const char *restart_sequences_sql =
-"SELECT pg_catalog.format('ALTER SEQUENCE %I.%I RESTART WITH %s', s.schemaname,"
-"       s.sequencename, COALESCE(s.last_value OPERATOR(pg_catalog.+) 1, s.start_value))"
-"  FROM pg_catalog.pg_sequences s WHERE s.schemaname OPERATOR(pg_catalog.=) 'taskflow'";
+"SELECT pg_catalog.format('SELECT pg_catalog.format(''ALTER SEQUENCE %%I.%%I RESTART WITH %%s'', %L, %L,"
+"                          CASE WHEN s.is_called THEN s.last_value OPERATOR(pg_catalog.+) 1"
+"                               ELSE s.last_value END) FROM %I.%I s',"
+"                         n.nspname, c.relname, n.nspname, c.relname)"
+"  FROM pg_catalog.pg_class c"
+"  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+" WHERE n.nspname OPERATOR(pg_catalog.=) 'taskflow' AND c.relkind OPERATOR(pg_catalog.=) 'S'";
 
 /* the first entry check of "always" and anchor chains at the start */
 static const char *first_entry_check_sql =
@@ -84,7 +95,8 @@ static const char *last_ids_sql =
 
 /*
  * What happened in the simulation, in order: the history rows after $1 for
- * the members of $3 (NULL: all), with the subject of any message, and the
+ * the members of $3 (NULL: all), with the subject of any message (marked
+ * "[not sent: reason]" when it is cancelled as it is queued), and the
  * batches that failed (chain_error rows after $2: those of a batch, and
  * those of a member of $3 its batch was narrowed down to).
  * Read once, when the simulation ends (the member's name is as of then):
@@ -99,7 +111,10 @@ static const char *last_ids_sql =
 "               m.name AS member_name, h.task_name AS task, h.event," \
 "               CASE WHEN h.event OPERATOR(pg_catalog.=) 'applied' THEN t.actions" \
 "                    ELSE h.detail END AS changes," \
-"               (SELECT o.subject FROM taskflow.outbox o" \
+"               (SELECT CASE WHEN o.state OPERATOR(pg_catalog.=) 'cancelled'" \
+"                            THEN '[not sent: ' OPERATOR(pg_catalog.||) o.state_reason" \
+"                                 OPERATOR(pg_catalog.||) '] ' ELSE '' END" \
+"                       OPERATOR(pg_catalog.||) o.subject FROM taskflow.outbox o" \
 "                 WHERE h.event OPERATOR(pg_catalog.=) 'applied'" \
 "                   AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id" \
 "                   AND o.member_id OPERATOR(pg_catalog.=) h.member_id" \
@@ -213,6 +228,7 @@ typedef struct PreviewArgs
 	Datum		entry_step;		/* interval */
 	Oid			caller;
 	int64		last_history;	/* the newest rows before the simulation */
+	bool		simulating;		/* the world is made: the simulation runs */
 	int64		last_error;
 	Tuplestorestate *result;
 	TupleDesc	desc;
@@ -237,8 +253,12 @@ PrepareWorld(PreviewArgs *args)
 	stmts = SPI_tuptable;
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
+	{
 		TaskflowExec(SPI_getvalue(stmts->vals[i], stmts->tupdesc, 1), 0, NULL,
 					 NULL, NULL);
+		TaskflowExec(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), 0,
+					 NULL, NULL, NULL);
+	}
 	TaskflowExec(first_entry_check_sql, 0, NULL, NULL, NULL);
 	types[0] = TEXTOID;
 	values[0] = args->chain ? CStringGetTextDatum(args->chain) : (Datum) 0;
@@ -382,7 +402,9 @@ Simulate(PreviewArgs *args)
 	TaskflowSavedUser saved;
 
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	args->simulating = false;
 	PrepareWorld(args);
+	args->simulating = true;
 	LastIds(args);
 	TaskflowPreviewScopeBegin(args->members ? MemberSetFromDatum(args->members, false) : NULL);
 	TaskflowRestoreUser(&saved);
@@ -474,7 +496,8 @@ RunRolledBack(PreviewArgs *args, bool guarded)
 		taskflow_previewing = false;
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
-		if (guarded || !RetryGuarded(edata->sqlerrcode))
+		/* a failure making the world (a lock wait) would fail again */
+		if (guarded || !args->simulating || !RetryGuarded(edata->sqlerrcode))
 		{
 			FreeErrorData(edata);
 			RollbackAndReleaseCurrentSubTransaction();
@@ -508,6 +531,39 @@ Run(PreviewArgs *args)
 	tuplestore_clear(args->result);
 	args->members = members;
 	RunRolledBack(args, true);
+}
+
+/*
+ * CheckMembersExist refuses member_ids naming a member that does not
+ * exist, as explain() does: an empty preview would look like "nothing
+ * happens to them".
+ */
+static void
+CheckMembersExist(Datum members)
+{
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1] = {members};
+	TaskflowSavedUser saved;
+	bool		isnull;
+	int64		missing = 0;
+
+	SPI_connect();
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec("SELECT x.id FROM pg_catalog.unnest($1) AS x(id)"
+				 " WHERE x.id IS NOT NULL AND NOT EXISTS (SELECT FROM taskflow.member m"
+				 "                  WHERE m.member_id OPERATOR(pg_catalog.=) x.id)"
+				 " LIMIT 1", 1, types, values, NULL);
+	if (SPI_processed > 0)
+		missing = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											  1, &isnull));
+	TaskflowRestoreUser(&saved);
+	SPI_finish();
+	if (missing != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("member " INT64_FORMAT " does not exist", missing),
+				 errhint("member_ids names members of taskflow.member; preview a member not yet "
+						 "created with hypothetical => '{\"name\": …}'.")));
 }
 
 /*
@@ -576,6 +632,8 @@ taskflow_preview(PG_FUNCTION_ARGS)
 		TaskflowCheckRunnable(args.caller, args.chain);
 		SPI_finish();
 	}
+	if (args.members)
+		CheckMembersExist(args.members);
 	Run(&args);
 	return (Datum) 0;
 }
