@@ -5,6 +5,7 @@
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS taskflow CASCADE;
 DROP ROLE IF EXISTS manual_checks_app;
+DROP ROLE IF EXISTS manual_checks_op;
 RESET client_min_messages;
 CREATE EXTENSION taskflow;
 SET TimeZone = 'Asia/Tokyo';
@@ -86,6 +87,21 @@ SELECT taskflow.cancel('入金確認', NULL, '2026-04-04 12:00+09');
 RESET ROLE;
 SELECT member_name FROM taskflow.pending_tasks WHERE task = '入金確認';
 
+-- an operator reads every saved criteria: explain() names them
+CREATE ROLE manual_checks_op IN ROLE taskflow_operator;
+SET ROLE manual_checks_op;
+SELECT name, expression FROM taskflow.criteria_list ORDER BY name;
+RESET ROLE;
+
+---------------------------------------------------------------- a disabled chain
+-- nothing of it runs, its pending members included; cancel() takes them out
+SELECT taskflow.disable_chain('銀行振込');
+SELECT taskflow.process('入金確認', NULL, '2026-04-04 13:00+09');
+SELECT taskflow.skip('入金確認', NULL, '2026-04-04 13:00+09');
+SELECT taskflow.cancel('入金確認', NULL, '2026-04-04 13:00+09');
+SELECT member_name FROM taskflow.pending_tasks WHERE task = '入金確認';
+
 DROP FUNCTION pg_temp.mid(text);
 DROP EXTENSION taskflow CASCADE;
 DROP ROLE manual_checks_app;
+DROP ROLE manual_checks_op;

@@ -252,7 +252,7 @@ CheckOneChainEach(const char *task_name, PendingRow *rows, uint64 nrows)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("member " INT64_FORMAT " is pending at task \"%s\" in more than one chain",
 							sorted[i].member_id, task_name),
-					 errdetail("It is pending in chains \"%s\" and \"%s\"; nothing was processed.",
+					 errdetail("It is pending in chains \"%s\" and \"%s\"; nothing was changed.",
 							   first ? first->name : "?", second ? second->name : "?"),
 					 errhint("Say which chain's pending step is meant: chain => '%s'.",
 							 first ? first->name : "?")));
@@ -280,8 +280,8 @@ CheckAllPending(const char *task_name, MemberSet chosen, PendingRow *rows,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("member " INT64_FORMAT " is not pending at task \"%s\"",
 						missing->ids[0], task_name),
-				 errdetail_plural("%d of the chosen members is not pending there; nothing was processed.",
-								  "%d of the chosen members are not pending there; nothing was processed.",
+				 errdetail_plural("%d of the chosen members is not pending there; nothing was changed.",
+								  "%d of the chosen members are not pending there; nothing was changed.",
 								  missing->count, missing->count),
 				 errhint("Someone may have processed them already; see taskflow.pending_tasks.")));
 }
@@ -304,7 +304,7 @@ CheckNotBeforePending(const char *task_name, PendingRow *rows, uint64 nrows,
 					 errmsg("member " INT64_FORMAT " is pending at task \"%s\" only since %s",
 							rows[i].member_id, task_name,
 							timestamptz_to_str(rows[i].pending_since)),
-					 errdetail("as_of %s is earlier; nothing was processed.",
+					 errdetail("as_of %s is earlier; nothing was changed.",
 							   timestamptz_to_str(as_of))));
 }
 
@@ -371,6 +371,43 @@ ProcessMatching(TaskflowRun run, TaskflowStep step, MemberSet ids, bool chosen)
 }
 
 /*
+ * CheckChainRuns refuses to process or skip the pending members of a chain
+ * that is disabled or paused: nothing of such a chain runs (cancelling
+ * them, which takes them out, is allowed).
+ */
+static void
+CheckChainRuns(TaskflowChain chain)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(chain->chain_id)};
+	TaskflowSavedUser saved;
+	bool		enabled;
+	bool		isnull;
+	char	   *paused;
+
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	TaskflowExec("SELECT c.enabled, c.paused_reason FROM taskflow.chain c"
+				 " WHERE c.chain_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL);
+	TaskflowRestoreUser(&saved);
+	enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	paused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	SPI_freetuptable(SPI_tuptable);
+	if (!enabled)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("chain \"%s\" is disabled: nothing of it runs, its pending members included",
+						chain->name),
+				 errhint("Enable it with taskflow.enable_chain('%s'), or take the members out with taskflow.cancel().",
+						 chain->name)));
+	if (paused)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("chain \"%s\" is paused: %s", chain->name, paused),
+				 errhint("Fix the cause, then resume it with taskflow.enable_chain('%s').",
+						 chain->name)));
+}
+
+/*
  * DoGroup processes, skips or cancels members pending at one step of one
  * chain, with the chain's settings in force; returns how many it handled.
  */
@@ -390,6 +427,8 @@ DoGroup(ManualAction action, Oid caller, const char *actor, int chain_id,
 	if (step == NULL)
 		elog(ERROR, "taskflow: step %d of chain %d vanished", step_id, chain_id);
 	CheckMayProcess(caller, run.chain);
+	if (action != MANUAL_CANCEL)
+		CheckChainRuns(run.chain);
 	problem = TaskflowOwnerProblem(run.chain);
 	if (problem)
 		ereport(ERROR,

@@ -36,15 +36,16 @@ REVOKE ALL ON taskflow.criteria FROM PUBLIC;
 REVOKE ALL ON SEQUENCE taskflow.criteria_criteria_id_seq FROM PUBLIC;
 
 -- The criteria the current user may use: those of roles whose privileges
--- they have.  security_barrier, so a leaky function in a user's WHERE
+-- they have; operators see every one (explain() names them).  security_barrier, so a leaky function in a user's WHERE
 -- clause cannot see the other rows.
 CREATE VIEW taskflow.criteria_list WITH (security_barrier) AS
 SELECT c.criteria_id, c.name, c.description, c.expression, c.normalized,
 	   c.properties, c.owner, c.created_at, c.updated_at
   FROM taskflow.criteria c
- WHERE pg_catalog.pg_has_role(CURRENT_USER, c.owner::pg_catalog.oid, 'USAGE');
+ WHERE pg_catalog.pg_has_role(CURRENT_USER, c.owner::pg_catalog.oid, 'USAGE')
+	OR pg_catalog.pg_has_role(CURRENT_USER, 'taskflow_operator', 'USAGE');
 COMMENT ON VIEW taskflow.criteria_list IS
-	'Saved criteria the current user may use (owned by a role whose privileges they have)';
+	'Saved criteria the current user may use (owned by a role whose privileges they have), and every one for operators';
 
 -- Internal: validates expression for a criteria that will run as owner;
 -- returns the normalized form and the custom properties it reads.
