@@ -160,22 +160,32 @@ RunEngine(RunResult *result)
 }
 
 /*
- * RecordRun stores what a run did in the slot, for taskflow.worker_status.
+ * RecordRun stores a run in the slot, for taskflow.worker_status: when and
+ * how long always, what it did (entered, applied, …) only when it did
+ * something.  Many runs find nothing due — woken by a commit that changed
+ * nothing for them, such as a delivery worker's mail_sent events — and
+ * would otherwise replace the counts of the run that did the work at once.
  */
 static void
 RecordRun(RunResult *result, TimestampTz started, TimestampTz next_wakeup)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	bool		did_something = false;
 
+	for (int i = 0; i < 5; i++)
+		did_something |= result->counts[i] != 0;
 	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
 	my_slot->last_run_at = started;
 	my_slot->last_run_ms = (double) (now - started) / 1000.0;
 	my_slot->runs++;
-	my_slot->last_entered = result->counts[0];
-	my_slot->last_applied = result->counts[1];
-	my_slot->last_pending = result->counts[2];
-	my_slot->last_left = result->counts[3];
-	my_slot->last_errors = result->counts[4];
+	if (did_something)
+	{
+		my_slot->last_entered = result->counts[0];
+		my_slot->last_applied = result->counts[1];
+		my_slot->last_pending = result->counts[2];
+		my_slot->last_left = result->counts[3];
+		my_slot->last_errors = result->counts[4];
+	}
 	my_slot->next_wakeup_at = next_wakeup;
 	LWLockRelease(taskflow_shared->lock);
 }

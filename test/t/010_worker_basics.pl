@@ -143,6 +143,19 @@ SQL
 	'佐藤花子 done, 山田太郎 done', 'both members finished the chain');
 is(TaskflowTest::scheduler_pid($node, 'app1'), $pid1, 'the same scheduler did all of it');
 
+# A commit that changes nothing due wakes the scheduler for a run that
+# finds nothing: worker_status keeps what the last run with work did.
+my $runs = $node->safe_psql('app1',
+	"SELECT runs FROM taskflow.worker_status WHERE database = 'app1'");
+$node->safe_psql('app1', 'UPDATE taskflow.member SET name = name WHERE false');
+ok(defined TaskflowTest::wait_for($node, 'app1',
+		"SELECT runs > $runs FROM taskflow.worker_status WHERE database = 'app1'",
+		seconds => 10),
+	'a change wakes the scheduler for a run that finds nothing due');
+is($node->safe_psql('app1',
+		"SELECT last_applied FROM taskflow.worker_status WHERE database = 'app1'"),
+	'2', 'worker_status keeps the counts of the last run that did something');
+
 # ---- 2. an operator's processing is acted on at once -------------------------
 
 # A manual task (the parcel is sent by hand), then a mail 10 minutes after.
