@@ -421,12 +421,16 @@ SELECT c.name AS chain, s.position, t.name AS task, t.mode,
 	   (SELECT count(*) FROM taskflow.chain_error e
 		 WHERE e.chain_id OPERATOR(pg_catalog.=) c.chain_id AND e.step_id OPERATOR(pg_catalog.=) s.step_id) AS errors,
 	   CASE WHEN c.paused_reason IS NOT NULL THEN 'paused: ' OPERATOR(pg_catalog.||) c.paused_reason
-			WHEN c.enabled THEN 'enabled' ELSE 'disabled' END AS chain_state
+			WHEN c.enabled THEN 'enabled' ELSE 'disabled' END AS chain_state,
+	   -- moved past the step without it (skip(), a step removed or moved)
+	   (SELECT count(*) FROM taskflow.history h
+		 WHERE h.chain_id OPERATOR(pg_catalog.=) c.chain_id AND h.step_id OPERATOR(pg_catalog.=) s.step_id
+		   AND h.event OPERATOR(pg_catalog.=) 'skipped') AS skipped
   FROM taskflow.chain c
   JOIN taskflow.chain_step s ON s.chain_id OPERATOR(pg_catalog.=) c.chain_id
   JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id;
 COMMENT ON VIEW taskflow.chain_summary IS
-	'Per chain and step: waiting, pending, applied, left, done, errors, chain state';
+	'Per chain and step: waiting, pending, applied, left, done, errors, chain state, skipped';
 
 -- Each member's place in each chain.
 CREATE VIEW taskflow.member_state AS
