@@ -133,6 +133,71 @@ COPY taskflow.member (external_id, name, properties) FROM PROGRAM $$printf 'c-1,
 COPY taskflow.event (member_id, kind, detail) FROM PROGRAM $$printf '1,note,[]\n'$$ WITH (FORMAT csv);
 \set VERBOSITY default
 COPY taskflow.group_membership (member_id, group_id, joined_at, left_at) FROM PROGRAM $$printf '1,1,2027-05-01,2027-04-01\n'$$ WITH (FORMAT csv);
+-- an unknown status or event kind is refused naming the member, and in a
+-- COPY the line (the foreign key, checked at the end, would name neither)
+INSERT INTO taskflow.member (external_id, name, status) VALUES ('c-2', '状態違い', 'vipp');
+UPDATE taskflow.member SET status = 'vipp' WHERE external_id = 'b-1';
+INSERT INTO taskflow.event (member_id, kind) VALUES (1, 'purchased');
+\set SHOW_CONTEXT errors
+COPY taskflow.member (external_id, email, name, status) FROM STDIN WITH (FORMAT csv);
+c-3,c3@example.jp,伊藤健太,trial
+c-4,c4@example.jp,渡辺さくら,vipp
+\.
+COPY taskflow.event (member_id, kind, occurred_at) FROM STDIN WITH (FORMAT csv);
+1,form,2027-04-30 10:00:00+09
+1,purchased,2027-04-30 11:00:00+09
+\.
+\set SHOW_CONTEXT never
+-- a payment is refused, however it is written, when record_payment() would
+-- refuse it (with its messages): no negative, NaN or missing amount, no
+-- payment without the dates it pays for; no event at an infinite instant
+SELECT taskflow.record_event(1, 'payment', amount => -5500, period => '[2027-05-01,2027-06-01)');
+SELECT taskflow.record_event(1, 'payment', amount => 'NaN', period => '[2027-05-01,2027-06-01)');
+SELECT taskflow.record_event(1, 'payment', amount => 'Infinity', period => '[2027-05-01,2027-06-01)');
+SELECT taskflow.record_event(1, 'payment', period => '[2027-05-01,2027-06-01)');
+SELECT taskflow.record_event(1, 'payment', amount => 5500);
+SELECT taskflow.record_event(1, 'payment', amount => 5500, period => 'empty');
+SELECT taskflow.record_event(1, 'payment', amount => 5500, period => '[2027-05-01,)');
+SELECT taskflow.record_event(1, 'payment', amount => 5500, period => '[2027-05-01,infinity)');
+SELECT taskflow.record_event(1, 'form', occurred_at => 'infinity');
+SELECT taskflow.record_payment(1, 5500, '2027-05-01', '2027-05-31', '-infinity');
+INSERT INTO taskflow.event (member_id, kind, amount, period) VALUES (1, 'payment', -5500, '[2027-05-01,2027-06-01)');
+UPDATE taskflow.event SET kind = 'payment' WHERE event_id = (SELECT min(event_id) FROM taskflow.event);
+\set SHOW_CONTEXT errors
+COPY taskflow.event (member_id, kind, occurred_at, amount, period, detail) FROM STDIN WITH (FORMAT csv, HEADER);
+member_id,kind,occurred_at,amount,period,detail
+1,payment,2027-04-10 09:00:00+09,5500,"[2027-04-10,2027-05-10)",{}
+1,payment,2027-04-10 09:00:00+09,5500,,{}
+\.
+COPY taskflow.event (member_id, kind, occurred_at, amount, period, detail) FROM STDIN WITH (FORMAT csv);
+1,payment,2027-04-10 09:00:00+09,5500,"[2027-04-10,2027-05-10)",{}
+1,form,infinity,,,{}
+\.
+\set SHOW_CONTEXT never
+-- so no refund or NaN is counted as a paid month
+SELECT taskflow.paid_count(1);
+-- check_function_bodies = off skips the checks only in a superuser's
+-- restore (pg_dump's scripts set it): an application role that sets it is
+-- checked all the same
+CREATE ROLE tf_bad_app IN ROLE taskflow_app;
+SET ROLE tf_bad_app;
+SET check_function_bodies = off;
+INSERT INTO taskflow.member (external_id, email, name) VALUES ('evil-1', E'x@example.jp\r\nBcc: spam@example.com', '不正');
+INSERT INTO taskflow.member (external_id, name, properties) VALUES ('evil-2', '不正', '{"points": "たくさん"}');
+INSERT INTO taskflow.member (external_id, name, properties) VALUES ('evil-3', '不正', '{"undefined_prop": 1}');
+INSERT INTO taskflow.member (external_id, name, tags) VALUES ('evil-4', '不正', ARRAY[E'タグ\n改行']);
+INSERT INTO taskflow.member (external_id, name, status) VALUES ('evil-5', '不正', 'vipp');
+INSERT INTO taskflow.event (member_id, kind, amount, period) VALUES (1, 'payment', -5500, '[2027-05-01,2027-06-01)');
+RESET check_function_bodies;
+RESET ROLE;
+DROP ROLE tf_bad_app;
+-- a superuser's restore loads rows as they were dumped, even before the
+-- definitions they use (rolled back here)
+BEGIN;
+SET LOCAL check_function_bodies = off;
+INSERT INTO taskflow.member (external_id, name, status, properties)
+VALUES ('r-1', '復元', 'trial', '{"defined_later": 1}') RETURNING external_id, status, properties;
+ROLLBACK;
 
 ---------------------------------------------------------------- criteria
 SELECT taskflow.save_criteria(NULL, 'true');

@@ -38,6 +38,17 @@ SELECT taskflow.define_property('rank', 'list');
 SELECT taskflow.define_property('rank', 'list', ARRAY[]::text[]);
 SELECT taskflow.define_property('rank', 'list', ARRAY['A', NULL]);
 SELECT taskflow.define_property('memo', 'text', ARRAY['x']);
+-- redefining without a description keeps the one there was
+SELECT taskflow.define_property('plan', 'list', ARRAY['ブロンズ', 'シルバー', 'ゴールド']);
+SELECT allowed_values, description FROM taskflow.custom_property WHERE name = 'plan';
+-- list values are trimmed (spaces, full-width spaces) and must be
+-- non-empty, one line and distinct
+SELECT taskflow.define_property('size', 'list', ARRAY[' S ', '　M　', 'L'], 'サイズ');
+SELECT allowed_values FROM taskflow.custom_property WHERE name = 'size';
+SELECT taskflow.define_property('size', 'list', ARRAY['S', '　']);
+SELECT taskflow.define_property('size', 'list', ARRAY['S', E'M\n']);
+SELECT taskflow.define_property('size', 'list', ARRAY['S', 'M', ' M']);
+SELECT taskflow.drop_property('size');
 
 ---------------------------------------------------------------- members
 INSERT INTO taskflow.member (external_id, email, name, name_kana, status, joined_at, expires_at, birthday, tags, properties) VALUES
@@ -63,6 +74,11 @@ INSERT INTO taskflow.member (external_id, name, tags) VALUES ('m-105', 'タグ�
 INSERT INTO taskflow.member (external_id, name, tags) VALUES ('m-106', 'タグNULL', ARRAY[NULL::text]);
 INSERT INTO taskflow.member (external_id, name, tags) VALUES ('m-107', 'タグ長い', ARRAY[repeat('長', 101)]);
 INSERT INTO taskflow.member (external_id, name, properties) VALUES ('m-108', '配列', '[1, 2]');
+-- tags NULL (not an array with a NULL) means no tags: stored as {}
+INSERT INTO taskflow.member (external_id, name, tags) VALUES ('m-109', 'タグ無し', NULL)
+RETURNING name, tags;
+UPDATE taskflow.member SET tags = NULL WHERE external_id = 'm-109' RETURNING name, tags;
+DELETE FROM taskflow.member WHERE external_id = 'm-109';
 
 -- every property type, every kind of bad value
 INSERT INTO taskflow.member (external_id, name, properties) VALUES ('m-110', '不明', '{"favorite": "猫"}');
@@ -76,6 +92,9 @@ INSERT INTO taskflow.member (external_id, name, properties) VALUES ('m-117', '�
 INSERT INTO taskflow.member (external_id, name, properties) VALUES ('m-118', 'テキスト', E'{"company": "株式会社\\u0007"}');
 INSERT INTO taskflow.member (external_id, name, properties) VALUES ('m-119', 'NULL値', '{"company": null}');
 INSERT INTO taskflow.member (external_id, name, properties) VALUES ('m-120', '型違い', '{"company": 5}');
+-- a text property is one line (テキスト(1行)): no line break or tab either
+INSERT INTO taskflow.member (external_id, name, properties) VALUES ('m-121', '改行', E'{"company": "株式会社\\nすずき"}');
+INSERT INTO taskflow.member (external_id, name, properties) VALUES ('m-122', 'タブ', E'{"company": "株式会社\\tすずき"}');
 -- nothing of the above was written
 SELECT count(*) AS members FROM taskflow.member;
 
@@ -118,6 +137,14 @@ SELECT taskflow.remove_tag(3, '動画講座');
 SELECT taskflow.remove_tag(3, '動画講座');
 SELECT taskflow.add_tag(999, 'x');
 SELECT taskflow.add_tag(2, E'改行\nタグ');
+-- remove_tag trims as add_tag does; both trim the full-width space (U+3000)
+SELECT taskflow.add_tag(2, ' 紹介 ');
+SELECT taskflow.remove_tag(2, ' 紹介 ');
+SELECT taskflow.add_tag(2, '　紹介　');
+SELECT taskflow.add_tag(2, '紹介');
+SELECT taskflow.remove_tag(2, '　紹介　');
+SELECT taskflow.add_tag(2, '　');
+UPDATE taskflow.member SET tags = ARRAY['　メルマガ ', 'メルマガ'] WHERE member_id = 4;
 SELECT external_id, tags FROM taskflow.member ORDER BY member_id;
 SELECT * FROM taskflow.tag_usage ORDER BY tag;
 -- "has tag" uses the GIN index
@@ -134,6 +161,13 @@ SELECT taskflow.join_group(1, 'オンラインサロン', '2026-03-01 10:00+09')
 SELECT taskflow.join_group(3, 'オンラインサロン', '2026-10-01 10:00+09');
 SELECT taskflow.leave_group(3, 'オンラインサロン', '2026-11-01 10:00+09');
 SELECT taskflow.leave_group(3, 'オンラインサロン', '2026-11-02 10:00+09');
+-- a stay cannot overlap an earlier one, nor end before it starts
+SELECT taskflow.join_group(3, 'オンラインサロン', '2026-10-15 10:00+09');
+SELECT taskflow.join_group(3, 'オンラインサロン', '2026-09-15 10:00+09');
+SELECT taskflow.join_group(3, 'オンラインサロン', '2026-11-10 10:00+09');
+SELECT taskflow.leave_group(3, 'オンラインサロン', '2026-11-05 10:00+09');
+SELECT taskflow.leave_group(3, 'オンラインサロン', '2026-11-15 10:00+09');
+SELECT kind, occurred_at, detail FROM taskflow.timeline(3) WHERE kind LIKE 'group%' ORDER BY occurred_at;
 SELECT taskflow.join_group(2, '存在しない');
 SELECT m.external_id, g.name, gm.joined_at, gm.left_at
   FROM taskflow.group_membership gm JOIN taskflow.member m USING (member_id)

@@ -1,22 +1,35 @@
 /*
  * member_write.c
- *		Validating and normalising a member row before it is written: the
- *		triggers member_before_insert and member_before_update
- *		(src/sql/11_member_validation.sql).
+ *		Validating and normalising what is written about a member: the
+ *		member row (triggers member_before_insert and member_before_update)
+ *		and its timeline events (event_before_insert and
+ *		event_before_update), both in src/sql/11_member_validation.sql.
  *
- * A row trigger in C because it runs for every member the engine changes:
- * an UPDATE of a batch adding a tag calls it once per member.  It checks
- * what the write sets — on INSERT every column, on UPDATE only the columns
- * whose value changes (the others were checked when they were written):
- * the e-mail address (taskflow.is_valid_email), each custom property
+ * Row triggers in C because they run for every member the engine changes:
+ * an UPDATE of a batch adding a tag calls the member trigger once per
+ * member, and writes one tag_added event per member.  They check what the
+ * write sets — on INSERT every column, on UPDATE only the columns whose
+ * value changes (the others were checked when they were written).  For a
+ * member: the e-mail address (taskflow.is_valid_email), the status (a row
+ * of taskflow.member_status), each custom property
  * (taskflow.check_property_value), and the tags, which it trims, sorts
- * (the database's collation) and de-duplicates.
+ * (the database's collation) and de-duplicates.  For an event: the kind (a
+ * row of taskflow.event_kind), a finite occurred_at, and for a payment a
+ * finite amount of 0 or more and a period, as record_payment() requires.
+ * Statuses and kinds found are remembered for the rest of the statement,
+ * so a COPY of many rows looks each one up once.  A bad row is refused
+ * with an error naming the member, before the foreign keys (checked only
+ * at the end of the statement, without the member or the COPY line) see
+ * it.
  *
- * Like CREATE FUNCTION, it skips its checks while check_function_bodies is
- * off: pg_dump sets that while restoring, and restores the data of
- * extension tables in an order that may load members before the property
- * definitions they are checked against.  The rows were checked when they
- * were first written.
+ * Restoring a dump is the one exception: like CREATE FUNCTION, the checks
+ * are skipped while check_function_bodies is off — pg_dump's scripts set
+ * it, and restore the data of extension tables in an order that may load
+ * members before the property definitions they are checked against — but
+ * only for a superuser, who alone can create the extension a dump
+ * restores.  Any role may set check_function_bodies, so for everyone else
+ * the checks always run.  The rows restored were checked when they were
+ * first written.
  */
 #include "postgres.h"
 
@@ -28,25 +41,42 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rangetypes.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
 #include "utils/varlena.h"
 
 PG_FUNCTION_INFO_V1(taskflow_member_before_write);
+PG_FUNCTION_INFO_V1(taskflow_event_before_write);
 
 /* longest tag, in characters */
 #define TAG_MAX_CHARS 100
 /* characters of a refused tag quoted in the error */
 #define TAG_QUOTED_CHARS 20
+/* U+3000 IDEOGRAPHIC SPACE, the blank a Japanese input method types */
+#define IDEOGRAPHIC_SPACE "\xe3\x80\x80"
+#define IDEOGRAPHIC_SPACE_LEN 3
+
+/* looking up a status or an event kind */
+#define STATUS_QUERY \
+	"SELECT FROM taskflow.member_status s WHERE s.status OPERATOR(pg_catalog.=) $1"
+#define KIND_QUERY \
+	"SELECT FROM taskflow.event_kind k WHERE k.kind OPERATOR(pg_catalog.=) $1"
 
 /* What the trigger keeps between rows (in fn_extra). */
 typedef struct MemberWriteCache
@@ -54,7 +84,14 @@ typedef struct MemberWriteCache
 	FmgrInfo	is_valid_email;		/* taskflow.is_valid_email(text) */
 	FmgrInfo	check_property;		/* taskflow.check_property_value(text, jsonb, text) */
 	text	   *cntrl_pattern;		/* '[[:cntrl:]]' */
+	List	   *known_statuses;		/* statuses found in this statement */
 } MemberWriteCache;
+
+/* What the event trigger keeps between rows (in fn_extra). */
+typedef struct EventWriteCache
+{
+	List	   *known_kinds;		/* event kinds found in this statement */
+} EventWriteCache;
 
 /*
  * LookupTaskflowFunction finds taskflow.name(args) and prepares a call.
@@ -95,6 +132,54 @@ GetCache(FunctionCallInfo fcinfo)
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	return cache;
+}
+
+/*
+ * RestoringDump says whether the checks are skipped: check_function_bodies
+ * is off, as pg_dump's scripts set it, and the current user is a superuser
+ * (see the file header).
+ */
+static bool
+RestoringDump(void)
+{
+	return !check_function_bodies && superuser();
+}
+
+/*
+ * DefinitionExists says whether name is a row of a definition table, by
+ * query (STATUS_QUERY or KIND_QUERY); a name found is remembered in *known
+ * (allocated in cxt, for the rest of the statement).  The query sees what
+ * this transaction wrote so far, the current statement included.
+ */
+static bool
+DefinitionExists(List **known, const char *query, text *name, MemoryContext cxt)
+{
+	char	   *value = text_to_cstring(name);
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {PointerGetDatum(name)};
+	ListCell   *lc;
+	bool		found;
+	int			rc;
+
+	foreach(lc, *known)
+		if (strcmp((char *) lfirst(lc), value) == 0)
+			return true;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "taskflow: SPI_connect failed");
+	rc = SPI_execute_with_args(query, 1, argtypes, args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "taskflow: looking up %s failed: %s", value,
+			 SPI_result_code_string(rc));
+	found = SPI_processed > 0;
+	SPI_finish();
+	if (found)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		*known = lappend(*known, pstrdup(value));
+		MemoryContextSwitchTo(old);
+	}
+	return found;
 }
 
 /*
@@ -182,6 +267,26 @@ CheckEmail(MemberWriteCache *cache, Datum email, HeapTuple tuple, TupleDesc desc
 }
 
 /*
+ * CheckStatus refuses a status that is not a row of taskflow.member_status
+ * (the foreign key would, but only at the end of the statement, without
+ * naming the member or the COPY line).
+ */
+static void
+CheckStatus(MemberWriteCache *cache, Datum status, HeapTuple tuple, TupleDesc desc,
+			MemoryContext cxt)
+{
+	text	   *name = DatumGetTextPP(status);
+
+	if (DefinitionExists(&cache->known_statuses, STATUS_QUERY, name, cxt))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("unknown status %s for member %s",
+					JsonString(text_to_cstring(name)), MemberLabel(tuple, desc)),
+			 errhint("Define it first with taskflow.define_status().")));
+}
+
+/*
  * CheckProperties refuses properties that are not a JSON object, and checks
  * each value against its definition (taskflow.check_property_value), in
  * the order jsonb_each() lists them.
@@ -217,8 +322,48 @@ CheckProperties(MemberWriteCache *cache, Datum properties, HeapTuple tuple,
 }
 
 /*
- * BadTag says whether a tag is refused: empty once trimmed of spaces, over
- * 100 characters, or with a control character ('[[:cntrl:]]' in the
+ * TrimTag returns a tag without the blanks at its ends: ASCII spaces and
+ * U+3000, the full-width space a Japanese input method types (the SQL
+ * helpers trim the same with btrim(tag, E' \u3000')).
+ */
+static text *
+TrimTag(text *tag)
+{
+	const char *p = VARDATA_ANY(tag);
+	int			len = VARSIZE_ANY_EXHDR(tag);
+	int			start = 0;
+	int			end = len;
+
+	for (;;)
+	{
+		if (start < end && p[start] == ' ')
+			start++;
+		else if (end - start >= IDEOGRAPHIC_SPACE_LEN &&
+				 memcmp(p + start, IDEOGRAPHIC_SPACE, IDEOGRAPHIC_SPACE_LEN) == 0)
+			start += IDEOGRAPHIC_SPACE_LEN;
+		else
+			break;
+	}
+	for (;;)
+	{
+		/* a lead byte 0xe3 is never inside another character */
+		if (end > start && p[end - 1] == ' ')
+			end--;
+		else if (end - start >= IDEOGRAPHIC_SPACE_LEN &&
+				 memcmp(p + end - IDEOGRAPHIC_SPACE_LEN, IDEOGRAPHIC_SPACE,
+						IDEOGRAPHIC_SPACE_LEN) == 0)
+			end -= IDEOGRAPHIC_SPACE_LEN;
+		else
+			break;
+	}
+	if (start == 0 && end == len)
+		return tag;
+	return cstring_to_text_with_len(p + start, end - start);
+}
+
+/*
+ * BadTag says whether a trimmed tag is refused: empty, over 100
+ * characters, or with a control character ('[[:cntrl:]]' in the
  * database's collation, as the SQL checks read it).
  */
 static bool
@@ -227,17 +372,12 @@ BadTag(MemberWriteCache *cache, text *tag)
 	const unsigned char *p = (const unsigned char *) VARDATA_ANY(tag);
 	int			len = VARSIZE_ANY_EXHDR(tag);
 	bool		plain = true;
-	bool		blank = true;
 	int			i;
 
 	for (i = 0; i < len; i++)
-	{
-		if (p[i] != ' ')
-			blank = false;
 		if (p[i] < 0x20 || p[i] >= 0x7f)
 			plain = false;
-	}
-	if (blank || pg_mbstrlen_with_len((const char *) p, len) > TAG_MAX_CHARS)
+	if (len == 0 || pg_mbstrlen_with_len((const char *) p, len) > TAG_MAX_CHARS)
 		return true;
 	/* printable ASCII has no control character; anything else asks the regex */
 	return !plain &&
@@ -286,7 +426,7 @@ CompareTags(const void *a, const void *b)
 }
 
 /*
- * NormalizeTags checks every tag and returns the tags trimmed of spaces,
+ * NormalizeTags checks every tag and returns the tags trimmed of blanks,
  * sorted and without duplicates (NULL tags: none); *changed says whether
  * that differs from the array written.
  */
@@ -307,13 +447,6 @@ NormalizeTags(MemberWriteCache *cache, Datum tags, bool isnull, HeapTuple tuple,
 		return PointerGetDatum(construct_empty_array(TEXTOID));
 	array = DatumGetArrayTypeP(tags);
 	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-	{
-		if (nulls[i])
-			RefuseTag(NULL, tuple, desc);
-		if (BadTag(cache, DatumGetTextPP(elems[i])))
-			RefuseTag(DatumGetTextPP(elems[i]), tuple, desc);
-	}
 	if (n == 0)
 	{
 		*changed = ARR_NDIM(array) != 0;
@@ -322,7 +455,13 @@ NormalizeTags(MemberWriteCache *cache, Datum tags, bool isnull, HeapTuple tuple,
 
 	sorted = palloc(sizeof(text *) * n);
 	for (i = 0; i < n; i++)
-		sorted[i] = DatumGetTextPP(DirectFunctionCall1(btrim1, elems[i]));
+	{
+		if (nulls[i])
+			RefuseTag(NULL, tuple, desc);
+		sorted[i] = TrimTag(DatumGetTextPP(elems[i]));
+		if (BadTag(cache, sorted[i]))
+			RefuseTag(DatumGetTextPP(elems[i]), tuple, desc);
+	}
 	qsort(sorted, n, sizeof(text *), CompareTags);
 	kept = 0;
 	for (i = 0; i < n; i++)
@@ -349,6 +488,7 @@ NormalizeTags(MemberWriteCache *cache, Datum tags, bool isnull, HeapTuple tuple,
 /*
  * taskflow.member_before_write() — BEFORE INSERT / UPDATE row trigger on
  * taskflow.member: validates and normalises the row (see the file header).
+ * (NULL in a NOT NULL column is left to the constraint.)
  */
 Datum
 taskflow_member_before_write(PG_FUNCTION_ARGS)
@@ -374,7 +514,7 @@ taskflow_member_before_write(PG_FUNCTION_ARGS)
 		oldtuple = trigdata->tg_trigtuple;
 		newtuple = trigdata->tg_newtuple;
 	}
-	if (!check_function_bodies)
+	if (RestoringDump())
 		return PointerGetDatum(newtuple);
 
 	cache = GetCache(fcinfo);
@@ -385,6 +525,12 @@ taskflow_member_before_write(PG_FUNCTION_ARGS)
 		value = Column(newtuple, desc, "email", &isnull);
 		if (!isnull)
 			CheckEmail(cache, value, newtuple, desc);
+	}
+	if (Changes(newtuple, oldtuple, desc, "status"))
+	{
+		value = Column(newtuple, desc, "status", &isnull);
+		if (!isnull)
+			CheckStatus(cache, value, newtuple, desc, fcinfo->flinfo->fn_mcxt);
 	}
 	if (Changes(newtuple, oldtuple, desc, "properties"))
 	{
@@ -397,12 +543,196 @@ taskflow_member_before_write(PG_FUNCTION_ARGS)
 		int			attnum = SPI_fnumber(desc, "tags");
 		bool		changed;
 		bool		replace_null = false;
+		Datum		tags = heap_getattr(newtuple, attnum, desc, &isnull);
 
-		value = NormalizeTags(cache, heap_getattr(newtuple, attnum, desc, &isnull),
-							  isnull, newtuple, desc, &changed);
+		/* read first: isnull must be set before it is passed (NULL tags) */
+		value = NormalizeTags(cache, tags, isnull, newtuple, desc, &changed);
 		if (changed)
 			newtuple = heap_modify_tuple_by_cols(newtuple, desc, 1, &attnum,
 												 &value, &replace_null);
+	}
+	return PointerGetDatum(newtuple);
+}
+
+/*
+ * EventLabel names the member of an event in messages: its member id.
+ */
+static char *
+EventLabel(HeapTuple tuple, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		value = Column(tuple, desc, "member_id", &isnull);
+
+	if (isnull)
+		return "<NULL>";
+	return DatumGetCString(DirectFunctionCall1(int8out, value));
+}
+
+/*
+ * CheckKind refuses an event kind that is not a row of taskflow.event_kind.
+ */
+static void
+CheckKind(EventWriteCache *cache, Datum kind, HeapTuple tuple, TupleDesc desc,
+		  MemoryContext cxt)
+{
+	text	   *name = DatumGetTextPP(kind);
+
+	if (DefinitionExists(&cache->known_kinds, KIND_QUERY, name, cxt))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("unknown event kind %s for member %s",
+					quote_literal_cstr(text_to_cstring(name)), EventLabel(tuple, desc)),
+			 errhint("Define it first with taskflow.define_event_kind().")));
+}
+
+/*
+ * CheckOccurredAt refuses an infinite occurred_at: such an event would sit
+ * at the top (or the bottom) of the member's timeline for ever.
+ */
+static void
+CheckOccurredAt(Datum occurred_at, HeapTuple tuple, TupleDesc desc)
+{
+	if (!TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(occurred_at)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("an event of member %s cannot occur at %s", EventLabel(tuple, desc),
+					DatumGetCString(DirectFunctionCall1(timestamptz_out, occurred_at))),
+			 errhint("Give the instant it happened, or leave occurred_at out for the current time.")));
+}
+
+/*
+ * CheckPaymentAmount refuses what record_payment() refuses, with its
+ * messages: no amount, a negative one, NaN or Infinity.
+ */
+static void
+CheckPaymentAmount(Datum amount, bool isnull, HeapTuple tuple, TupleDesc desc)
+{
+	const char *label = EventLabel(tuple, desc);
+	Numeric		num;
+
+	if (isnull ||
+		DatumGetBool(DirectFunctionCall2(numeric_lt, amount,
+										 NumericGetDatum(int64_to_numeric(0)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a payment needs a non-negative amount"),
+				 errdetail("The payment of member %s has amount %s.", label,
+						   isnull ? "NULL" :
+						   DatumGetCString(DirectFunctionCall1(numeric_out, amount)))));
+	num = DatumGetNumeric(amount);
+	if (numeric_is_nan(num) || numeric_is_inf(num))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a payment needs a finite amount, not %s",
+						DatumGetCString(DirectFunctionCall1(numeric_out, amount))),
+				 errdetail("The payment of member %s has amount %s.", label,
+						   DatumGetCString(DirectFunctionCall1(numeric_out, amount)))));
+}
+
+/*
+ * CheckPaymentPeriod refuses a payment without the dates it pays for: a
+ * NULL or empty period, or one without a finite start and end (what
+ * record_payment(period_from, period_to) always writes).
+ */
+static void
+CheckPaymentPeriod(Datum period, bool isnull, HeapTuple tuple, TupleDesc desc)
+{
+	bool		bad = isnull;
+
+	if (!isnull)
+	{
+		RangeType  *range = DatumGetRangeTypeP(period);
+		TypeCacheEntry *typcache = lookup_type_cache(RangeTypeGetOid(range),
+													 TYPECACHE_RANGE_INFO);
+		RangeBound	lower;
+		RangeBound	upper;
+		bool		empty;
+
+		range_deserialize(typcache, range, &lower, &upper, &empty);
+		bad = empty || lower.infinite || upper.infinite ||
+			DATE_NOT_FINITE(DatumGetDateADT(lower.val)) ||
+			DATE_NOT_FINITE(DatumGetDateADT(upper.val));
+	}
+	if (!bad)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("a payment needs a period with period_from <= period_to"),
+			 errdetail("The payment of member %s has period %s.", EventLabel(tuple, desc),
+					   isnull ? "NULL" :
+					   DatumGetCString(OidOutputFunctionCall(F_RANGE_OUT, period))),
+			 errhint("Give the dates it pays for, for example '[2026-04-10,2026-05-10)'.")));
+}
+
+/*
+ * IsPayment says whether an event's kind is 'payment'.
+ */
+static bool
+IsPayment(Datum kind)
+{
+	text	   *name = DatumGetTextPP(kind);
+
+	return VARSIZE_ANY_EXHDR(name) == 7 && memcmp(VARDATA_ANY(name), "payment", 7) == 0;
+}
+
+/*
+ * taskflow.event_before_write() — BEFORE INSERT / UPDATE row trigger on
+ * taskflow.event: the kind exists, occurred_at is finite, a payment has a
+ * finite amount of 0 or more and a period (see the file header).  An
+ * unknown member is left to the foreign key, which names the member_id.
+ */
+Datum
+taskflow_event_before_write(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	EventWriteCache *cache;
+	HeapTuple	newtuple;
+	HeapTuple	oldtuple = NULL;
+	TupleDesc	desc;
+	Datum		kind;
+	Datum		value;
+	bool		kindnull;
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("taskflow.event_before_write() must be a BEFORE INSERT OR UPDATE row trigger")));
+	newtuple = trigdata->tg_trigtuple;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		oldtuple = trigdata->tg_trigtuple;
+		newtuple = trigdata->tg_newtuple;
+	}
+	if (RestoringDump())
+		return PointerGetDatum(newtuple);
+
+	cache = (EventWriteCache *) fcinfo->flinfo->fn_extra;
+	if (cache == NULL)
+		cache = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(EventWriteCache));
+	desc = trigdata->tg_relation->rd_att;
+
+	kind = Column(newtuple, desc, "kind", &kindnull);
+	if (!kindnull && Changes(newtuple, oldtuple, desc, "kind"))
+		CheckKind(cache, kind, newtuple, desc, fcinfo->flinfo->fn_mcxt);
+	value = Column(newtuple, desc, "occurred_at", &isnull);
+	if (!isnull && Changes(newtuple, oldtuple, desc, "occurred_at"))
+		CheckOccurredAt(value, newtuple, desc);
+	if (!kindnull && IsPayment(kind) &&
+		(Changes(newtuple, oldtuple, desc, "kind") ||
+		 Changes(newtuple, oldtuple, desc, "amount") ||
+		 Changes(newtuple, oldtuple, desc, "period")))
+	{
+		value = Column(newtuple, desc, "amount", &isnull);
+		CheckPaymentAmount(value, isnull, newtuple, desc);
+		value = Column(newtuple, desc, "period", &isnull);
+		CheckPaymentPeriod(value, isnull, newtuple, desc);
 	}
 	return PointerGetDatum(newtuple);
 }

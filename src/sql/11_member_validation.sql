@@ -1,8 +1,9 @@
 -- taskflow install script, part 11: validation of member data on write.
 --
--- Whatever writes a member (SQL, COPY, the engine) goes through these
--- triggers, so a bad e-mail address, tag or property value is refused with
--- an error that names the member, the property and the value.
+-- Whatever writes a member or an event (SQL, COPY, the engine) goes
+-- through these triggers, so a bad e-mail address, status, tag, property
+-- value, event kind or payment is refused with an error that names the
+-- member, the property and the value.
 
 -- Checks one custom property value against its definition; raises otherwise.
 CREATE FUNCTION taskflow.check_property_value(property_name text, value jsonb,
@@ -59,10 +60,12 @@ BEGIN
 	v_text := value OPERATOR(pg_catalog.#>>) '{}';
 
 	IF def.type OPERATOR(pg_catalog.=) 'text' THEN
-		IF v_text OPERATOR(pg_catalog.~) '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' THEN
+		-- one line (テキスト(1行)): no line break or tab either, as tags
+		IF v_text OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
 			RAISE EXCEPTION 'invalid value for text property "%"%: control characters are not allowed',
 				property_name, whose
-				USING ERRCODE = 'invalid_parameter_value';
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'A text property is one line, without line breaks, tabs or other control characters.';
 		END IF;
 	ELSIF def.type OPERATOR(pg_catalog.=) 'email' THEN
 		IF NOT taskflow.is_valid_email(v_text) THEN
@@ -128,15 +131,18 @@ $$;
 
 -- Validates and normalises a member row before it is written: on INSERT
 -- every column, on UPDATE the columns whose value changes — the e-mail
--- address, each custom property (check_property_value), the tags (trimmed,
--- unique, sorted; no empty, over-long or control characters).  In C
+-- address, the status (named in the error, where the foreign key would
+-- name neither the member nor the COPY line), each custom property
+-- (check_property_value), the tags (trimmed of spaces and U+3000, unique,
+-- sorted; no empty, over-long or control characters).  In C
 -- (src/member_write.c): it runs for every member an engine step changes.
 --
 -- Like CREATE FUNCTION, it skips its checks while check_function_bodies is
--- off: pg_dump sets that while restoring, and restores the data of
+-- off — pg_dump sets that while restoring, and restores the data of
 -- extension tables in an order that may load members before the property
--- definitions they are checked against.  The rows were checked when they
--- were first written.
+-- definitions they are checked against — but only for a superuser (only
+-- a superuser can create the extension a dump restores; any role can set
+-- check_function_bodies).  The rows were checked when first written.
 CREATE FUNCTION taskflow.member_before_write()
 RETURNS trigger
 LANGUAGE c
@@ -149,6 +155,32 @@ CREATE TRIGGER member_before_update
 	BEFORE UPDATE ON taskflow.member
 	FOR EACH ROW
 	WHEN (OLD.email IS DISTINCT FROM NEW.email
+		  OR OLD.status IS DISTINCT FROM NEW.status
 		  OR OLD.properties IS DISTINCT FROM NEW.properties
 		  OR OLD.tags IS DISTINCT FROM NEW.tags)
 	EXECUTE FUNCTION taskflow.member_before_write();
+
+-- Validates a timeline event before it is written, whatever writes it
+-- (record_event, INSERT, COPY): the kind exists (named in the error with
+-- the member), occurred_at is finite, and a payment has what
+-- record_payment() requires — a finite amount of 0 or more and a period
+-- of finite dates — so paid_count() and the other payment predicates never
+-- count a refund, a NaN or a payment for no dates.  In C
+-- (src/member_write.c), skipped in a superuser's restore like
+-- member_before_write.
+CREATE FUNCTION taskflow.event_before_write()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_event_before_write';
+
+CREATE TRIGGER event_before_insert
+	BEFORE INSERT ON taskflow.event
+	FOR EACH ROW EXECUTE FUNCTION taskflow.event_before_write();
+CREATE TRIGGER event_before_update
+	BEFORE UPDATE ON taskflow.event
+	FOR EACH ROW
+	WHEN (OLD.kind IS DISTINCT FROM NEW.kind
+		  OR OLD.occurred_at IS DISTINCT FROM NEW.occurred_at
+		  OR OLD.amount IS DISTINCT FROM NEW.amount
+		  OR OLD.period IS DISTINCT FROM NEW.period)
+	EXECUTE FUNCTION taskflow.event_before_write();

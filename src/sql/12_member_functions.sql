@@ -47,7 +47,10 @@ $$;
 -- Defines a typed custom property.  Changing the type of a property some
 -- members already have is refused when any of their values would not fit,
 -- and while anything uses the property (taskflow.property_used_by());
--- removing a list value is refused while a task's action sets it.
+-- removing a list value is refused while a task's action sets it.  List
+-- values are trimmed of blanks (spaces, U+3000) like tags, and must be
+-- non-empty, without control characters and distinct.  A NULL description
+-- keeps the one there was.
 CREATE FUNCTION taskflow.define_property(name text, type text,
 										 allowed_values text[] DEFAULT NULL,
 										 description text DEFAULT NULL)
@@ -59,6 +62,8 @@ DECLARE
 	bad record;
 	old_type text;
 	user_name text;
+	list_value text;
+	kept text[] := '{}';
 BEGIN
 	IF name IS NULL OR name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
 		RAISE EXCEPTION 'invalid property name %', coalesce(quote_literal(name), 'NULL')
@@ -73,8 +78,7 @@ BEGIN
 				  HINT = 'The types are text, email, number, boolean, date and list.';
 	END IF;
 	IF (type OPERATOR(pg_catalog.=) 'list')
-	   AND (allowed_values IS NULL OR cardinality(allowed_values) OPERATOR(pg_catalog.=) 0
-			OR array_position(allowed_values, NULL) IS NOT NULL) THEN
+	   AND (allowed_values IS NULL OR cardinality(allowed_values) OPERATOR(pg_catalog.=) 0) THEN
 		RAISE EXCEPTION 'list property "%" needs a non-empty array of allowed values', name
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'For example ARRAY[''ブロンズ'', ''シルバー'', ''ゴールド''].';
@@ -82,6 +86,30 @@ BEGIN
 	IF type OPERATOR(pg_catalog.<>) 'list' AND allowed_values IS NOT NULL THEN
 		RAISE EXCEPTION 'only list properties take allowed values ("%" is %)', name, type
 			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- list values: trimmed like tags, each a distinct non-empty line
+	IF type OPERATOR(pg_catalog.=) 'list' THEN
+		FOREACH list_value IN ARRAY allowed_values LOOP
+			list_value := btrim(list_value, E' \u3000');
+			IF list_value IS NULL OR list_value OPERATOR(pg_catalog.=) '' THEN
+				RAISE EXCEPTION 'list property "%" has % allowed value', name,
+					CASE WHEN list_value IS NULL THEN 'a NULL' ELSE 'an empty' END
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'For example ARRAY[''ブロンズ'', ''シルバー'', ''ゴールド''].';
+			END IF;
+			IF list_value OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+				RAISE EXCEPTION 'allowed value % of list property "%" contains a control character',
+					to_json(list_value), name
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'A list value is one line, without line breaks, tabs or other control characters.';
+			END IF;
+			IF list_value OPERATOR(pg_catalog.=) ANY (kept) THEN
+				RAISE EXCEPTION 'list property "%" has the allowed value "%" twice', name, list_value
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			kept := array_append(kept, list_value);
+		END LOOP;
+		allowed_values := kept;
 	END IF;
 
 	-- what reads or writes the property expects its type
@@ -115,7 +143,7 @@ BEGIN
 			define_property.allowed_values, define_property.description)
 	ON CONFLICT ON CONSTRAINT custom_property_pkey
 	DO UPDATE SET type = EXCLUDED.type, allowed_values = EXCLUDED.allowed_values,
-				  description = EXCLUDED.description;
+				  description = coalesce(EXCLUDED.description, p.description);
 
 	-- existing values must still be valid under the new definition
 	FOR bad IN
@@ -212,6 +240,8 @@ $$;
 -- not, so bulk loads and restores stay plain.
 
 -- Adds a tag to a member; returns false when the member already had it.
+-- The tag is trimmed of blanks (spaces and U+3000, the full-width space)
+-- as the member trigger trims it.
 CREATE FUNCTION taskflow.add_tag(member_id bigint, tag text)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -221,10 +251,10 @@ BEGIN
 	UPDATE taskflow.member m
 	   SET tags = m.tags OPERATOR(pg_catalog.||) add_tag.tag
 	 WHERE m.member_id OPERATOR(pg_catalog.=) add_tag.member_id
-	   AND NOT m.tags OPERATOR(pg_catalog.@>) ARRAY[btrim(add_tag.tag)];
+	   AND NOT m.tags OPERATOR(pg_catalog.@>) ARRAY[btrim(add_tag.tag, E' \u3000')];
 	IF FOUND THEN
 		PERFORM taskflow.record_event(member_id, 'tag_added',
-									  jsonb_build_object('tag', btrim(tag)));
+									  jsonb_build_object('tag', btrim(tag, E' \u3000')));
 		RETURN true;
 	END IF;
 	PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) add_tag.member_id;
@@ -236,16 +266,20 @@ END
 $$;
 
 -- Removes a tag from a member; returns false when the member did not have it.
+-- The tag is trimmed as add_tag() trims it, so what add_tag() added can be
+-- removed with the same argument.
 CREATE FUNCTION taskflow.remove_tag(member_id bigint, tag text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	trimmed text := btrim(tag, E' \u3000');
 BEGIN
 	UPDATE taskflow.member m
-	   SET tags = array_remove(m.tags, remove_tag.tag)
+	   SET tags = array_remove(m.tags, trimmed)
 	 WHERE m.member_id OPERATOR(pg_catalog.=) remove_tag.member_id
-	   AND m.tags OPERATOR(pg_catalog.@>) ARRAY[remove_tag.tag];
+	   AND m.tags OPERATOR(pg_catalog.@>) ARRAY[trimmed];
 	IF NOT FOUND THEN
 		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) remove_tag.member_id;
 		IF NOT FOUND THEN
@@ -253,7 +287,7 @@ BEGIN
 		END IF;
 		RETURN false;
 	END IF;
-	PERFORM taskflow.record_event(member_id, 'tag_removed', jsonb_build_object('tag', tag));
+	PERFORM taskflow.record_event(member_id, 'tag_removed', jsonb_build_object('tag', trimmed));
 	RETURN true;
 END
 $$;
@@ -310,7 +344,8 @@ END
 $$;
 
 -- Puts a member into a group as of an instant (default: the engine's clock).
--- Returns false when the member is already in the group.
+-- Returns false when the member is already in the group; refuses a stay
+-- that would overlap an earlier one.
 CREATE FUNCTION taskflow.join_group(member_id bigint, group_name text,
 									at timestamptz DEFAULT taskflow.clock())
 RETURNS boolean
@@ -320,6 +355,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	gid integer := taskflow.group_id(group_name);
+	stay record;
 BEGIN
 	-- a NULL would fail as a bare "null value" error, or be ignored
 	IF member_id IS NULL OR at IS NULL THEN
@@ -337,6 +373,25 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
 	END IF;
+	-- already in the group: nothing to do
+	PERFORM FROM taskflow.group_membership gm
+	 WHERE gm.member_id OPERATOR(pg_catalog.=) join_group.member_id
+	   AND gm.group_id OPERATOR(pg_catalog.=) gid AND gm.left_at IS NULL;
+	IF FOUND THEN
+		RETURN false;
+	END IF;
+	-- a new stay runs from "at" on: no earlier stay may end after it starts
+	SELECT gm.joined_at, gm.left_at INTO stay FROM taskflow.group_membership gm
+	 WHERE gm.member_id OPERATOR(pg_catalog.=) join_group.member_id
+	   AND gm.group_id OPERATOR(pg_catalog.=) gid
+	   AND (gm.left_at OPERATOR(pg_catalog.>) at OR gm.joined_at OPERATOR(pg_catalog.=) at)
+	 ORDER BY gm.joined_at DESC LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'member % cannot join group "%" at %: they were in it from % to %',
+			member_id, group_name, at, stay.joined_at, stay.left_at
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A stay cannot overlap an earlier one: give an instant after the member last left the group.';
+	END IF;
 	INSERT INTO taskflow.group_membership (member_id, group_id, joined_at)
 	VALUES (join_group.member_id, gid, at)
 	ON CONFLICT (member_id, group_id) WHERE left_at IS NULL DO NOTHING;
@@ -349,7 +404,8 @@ BEGIN
 END
 $$;
 
--- Takes a member out of a group; returns false when they were not in it.
+-- Takes a member out of a group; returns false when they were not in it,
+-- refuses an instant before they joined.
 CREATE FUNCTION taskflow.leave_group(member_id bigint, group_name text,
 									 at timestamptz DEFAULT taskflow.clock())
 RETURNS boolean
@@ -358,6 +414,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	gid integer := taskflow.group_id(group_name);
+	joined timestamptz;
 BEGIN
 	-- a NULL would fail as a bare "null value" error, or be ignored
 	IF member_id IS NULL OR at IS NULL THEN
@@ -370,9 +427,10 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Give the instant they left, or leave "at" out for taskflow.clock().';
 	END IF;
-	UPDATE taskflow.group_membership gm SET left_at = greatest(at, gm.joined_at)
+	SELECT gm.joined_at INTO joined FROM taskflow.group_membership gm
 	 WHERE gm.member_id OPERATOR(pg_catalog.=) leave_group.member_id
-	   AND gm.group_id OPERATOR(pg_catalog.=) gid AND gm.left_at IS NULL;
+	   AND gm.group_id OPERATOR(pg_catalog.=) gid AND gm.left_at IS NULL
+	   FOR UPDATE;
 	IF NOT FOUND THEN
 		PERFORM FROM taskflow.member m WHERE m.member_id OPERATOR(pg_catalog.=) leave_group.member_id;
 		IF NOT FOUND THEN
@@ -380,6 +438,16 @@ BEGIN
 		END IF;
 		RETURN false;
 	END IF;
+	-- the stay and the group_left event both end at "at", never before the start
+	IF at OPERATOR(pg_catalog.<) joined THEN
+		RAISE EXCEPTION 'member % cannot leave group "%" at %: they joined it at %',
+			member_id, group_name, at, joined
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give an instant at or after the one they joined.';
+	END IF;
+	UPDATE taskflow.group_membership gm SET left_at = at
+	 WHERE gm.member_id OPERATOR(pg_catalog.=) leave_group.member_id
+	   AND gm.group_id OPERATOR(pg_catalog.=) gid AND gm.left_at IS NULL;
 	INSERT INTO taskflow.event (member_id, kind, occurred_at, detail)
 	VALUES (leave_group.member_id, 'group_left', at, jsonb_build_object('group', group_name));
 	RETURN true;

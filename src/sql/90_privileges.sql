@@ -39,8 +39,8 @@ GRANT EXECUTE ON FUNCTION
 	taskflow.timeline(bigint)
 	TO taskflow_app, taskflow_operator;
 
--- the trigger function runs as whoever writes the member
-GRANT EXECUTE ON FUNCTION taskflow.member_before_write()
+-- the trigger functions run as whoever writes the member or the event
+GRANT EXECUTE ON FUNCTION taskflow.member_before_write(), taskflow.event_before_write()
 	TO taskflow_app, taskflow_operator;
 
 -- writing member data and definitions
