@@ -113,8 +113,9 @@ static const char *last_ids_sql =
 "                    ELSE h.detail END AS changes," \
 "               (SELECT CASE WHEN o.state OPERATOR(pg_catalog.=) 'cancelled'" \
 "                            THEN '[not sent: ' OPERATOR(pg_catalog.||) o.state_reason" \
-"                                 OPERATOR(pg_catalog.||) '] ' ELSE '' END" \
-"                       OPERATOR(pg_catalog.||) o.subject FROM taskflow.outbox o" \
+"                                 OPERATOR(pg_catalog.||) ']' OPERATOR(pg_catalog.||)" \
+"                                 COALESCE(' ' OPERATOR(pg_catalog.||) o.subject, '')" \
+"                            ELSE o.subject END FROM taskflow.outbox o" \
 "                 WHERE h.event OPERATOR(pg_catalog.=) 'applied'" \
 "                   AND o.chain_id OPERATOR(pg_catalog.=) h.chain_id" \
 "                   AND o.member_id OPERATOR(pg_catalog.=) h.member_id" \

@@ -24,6 +24,7 @@
 #include "settings.h"
 #include "spi_util.h"
 #include "step.h"
+#include "version.h"
 
 #define BOOKKEEPING_NARGS 9
 #define DUE_NARGS 11
@@ -129,34 +130,52 @@ static const char *history_sql =
 /*
  * The chain's time zone (quiet hours) and test flag go with each message.
  * _render_message() is inlined: each of the three columns is one
- * render_member() call.
+ * render_member() call.  recipient is the member's address on the channel
+ * (its e-mail, or the channel's recipient property); a message without
+ * one (no_recipient) is cancelled as it is queued, for the reason given.
  */
+#define OUTBOX_SQL(recipient, no_recipient, reason) \
+"INSERT INTO taskflow.outbox (chain_id, step_id, member_id, iteration, template_id, channel," \
+"       recipient, sender_name, sender_address, reply_to, subject, body_text, body_html," \
+"       transactional, state, state_reason, created_at, not_before, time_zone, is_test)" \
+"SELECT $1, $3, m.member_id, cm.iteration, t.template_id, t.channel, " recipient "," \
+"       t.sender_name, t.sender_address, t.reply_to," \
+"       (taskflow._render_message(t, m, ch.kind)).subject," \
+"       (taskflow._render_message(t, m, ch.kind)).body_text," \
+"       (taskflow._render_message(t, m, ch.kind)).body_html," \
+"       t.transactional," \
+"       CASE WHEN " no_recipient " THEN 'cancelled'" \
+"            WHEN m.unsubscribed_at IS NOT NULL AND NOT t.transactional THEN 'cancelled'" \
+"            ELSE 'pending' END," \
+"       CASE WHEN " no_recipient " THEN " reason \
+"            WHEN m.unsubscribed_at IS NOT NULL AND NOT t.transactional" \
+"            THEN 'member unsubscribed' END," \
+"       $2, $2, c.time_zone, c.is_test" \
+"  FROM taskflow.member m" \
+"  JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) $1" \
+"                               AND cm.member_id OPERATOR(pg_catalog.=) m.member_id" \
+"  JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) $1" \
+"  JOIN taskflow.template t ON t.template_id OPERATOR(pg_catalog.=) $9" \
+"  JOIN taskflow.channel ch ON ch.name OPERATOR(pg_catalog.=) t.channel" \
+" WHERE m.member_id OPERATOR(pg_catalog.=) ANY ($4)" \
+" ORDER BY m.member_id"
+
+/* the member's address on the channel: its e-mail or the channel's property */
+#define CHANNEL_RECIPIENT \
+"(CASE WHEN ch.recipient_property IS NULL THEN m.email" \
+"      ELSE NULLIF(pg_catalog.btrim(m.properties OPERATOR(pg_catalog.->>) ch.recipient_property), '') END)"
+
 static const char *outbox_sql =
-"INSERT INTO taskflow.outbox (chain_id, step_id, member_id, iteration, template_id, channel,"
-"       recipient, sender_name, sender_address, reply_to, subject, body_text, body_html,"
-"       transactional, state, state_reason, created_at, not_before, time_zone, is_test)"
-"SELECT $1, $3, m.member_id, cm.iteration, t.template_id, t.channel, m.email,"
-"       t.sender_name, t.sender_address, t.reply_to,"
-"       (taskflow._render_message(t, m, ch.kind)).subject,"
-"       (taskflow._render_message(t, m, ch.kind)).body_text,"
-"       (taskflow._render_message(t, m, ch.kind)).body_html,"
-"       t.transactional,"
-"       CASE WHEN m.email IS NULL AND ch.kind OPERATOR(pg_catalog.=) 'smtp' THEN 'cancelled'"
-"            WHEN m.unsubscribed_at IS NOT NULL AND NOT t.transactional THEN 'cancelled'"
-"            ELSE 'pending' END,"
-"       CASE WHEN m.email IS NULL AND ch.kind OPERATOR(pg_catalog.=) 'smtp'"
-"            THEN 'member has no e-mail address'"
-"            WHEN m.unsubscribed_at IS NOT NULL AND NOT t.transactional"
-"            THEN 'member unsubscribed' END,"
-"       $2, $2, c.time_zone, c.is_test"
-"  FROM taskflow.member m"
-"  JOIN taskflow.chain_member cm ON cm.chain_id OPERATOR(pg_catalog.=) $1"
-"                               AND cm.member_id OPERATOR(pg_catalog.=) m.member_id"
-"  JOIN taskflow.chain c ON c.chain_id OPERATOR(pg_catalog.=) $1"
-"  JOIN taskflow.template t ON t.template_id OPERATOR(pg_catalog.=) $9"
-"  JOIN taskflow.channel ch ON ch.name OPERATOR(pg_catalog.=) t.channel"
-" WHERE m.member_id OPERATOR(pg_catalog.=) ANY ($4)"
-" ORDER BY m.member_id";
+OUTBOX_SQL(CHANNEL_RECIPIENT,
+		   CHANNEL_RECIPIENT " IS NULL AND (ch.kind OPERATOR(pg_catalog.=) 'smtp'"
+		   " OR ch.recipient_property IS NOT NULL)",
+		   "CASE WHEN ch.recipient_property IS NULL THEN 'member has no e-mail address'"
+		   " ELSE 'member has no ' OPERATOR(pg_catalog.||) ch.recipient_property END");
+
+/* a database still at 0.1: its channels have no recipient property */
+static const char *outbox_sql_0_1 =
+OUTBOX_SQL("m.email", "m.email IS NULL AND ch.kind OPERATOR(pg_catalog.=) 'smtp'",
+		   "'member has no e-mail address'");
 
 /* $9 is the next step */
 static const char *advance_sql =
@@ -194,6 +213,18 @@ static const char *finish_sql =
 static const char *matching_sql =
 "SELECT pg_catalog.array_agg(member.member_id) FROM taskflow.member AS member"
 " WHERE member.member_id OPERATOR(pg_catalog.=) ANY ($1) AND (%s\n)";
+
+/*
+ * OutboxSql is the statement that queues a step's messages, for the
+ * version of taskflow's SQL objects installed.
+ */
+static const char *
+OutboxSql(void)
+{
+	char	   *version = TaskflowInstalledVersion();
+
+	return version && strcmp(version, "0.1") == 0 ? outbox_sql_0_1 : outbox_sql;
+}
 
 /*
  * TaskflowBookkeeping runs one of the statements above as the extension owner with
@@ -312,7 +343,7 @@ TaskflowApplyStep(TaskflowRun run, TaskflowStep step, MemberSet ids)
 	TaskflowRunActions(run->chain, step, ids, run->as_of);
 	TaskflowBookkeeping(run, step, ids, history_sql, "applied", 0);
 	if (step->template_id != 0)
-		TaskflowBookkeeping(run, step, ids, outbox_sql, NULL, step->template_id);
+		TaskflowBookkeeping(run, step, ids, OutboxSql(), NULL, step->template_id);
 	Advance(run, step, ids);
 	run->counts.applied += ids->count;
 }

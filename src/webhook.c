@@ -7,7 +7,9 @@
  * Headers: Content-Type: application/json; X-Taskflow-Signature:
  * sha256=<hex HMAC-SHA256 of the exact body bytes>; Idempotency-Key: the
  * message's Message-ID (the same on every attempt, so a receiver can drop
- * a repeat).  2xx: sent; 408, 429, 5xx, a network error or a timeout:
+ * a repeat); X-Taskflow-Recipient: the member's address on the channel
+ * (its e-mail, or the channel's recipient property: a phone number), read
+ * when the message was claimed.  2xx: sent; 408, 429, 5xx, a network error or a timeout:
  * temporary; any other status (other 4xx, and 3xx: redirects are not
  * followed, the signed body goes only where it was configured to):
  * permanent.
@@ -134,6 +136,13 @@ WebhookSetup(CURL *curl, DeliveryChannel *channel, DeliveryJob *job)
 	if (headers && job->message_id)
 	{
 		snprintf(line, sizeof(line), "Idempotency-Key: %s", job->message_id);
+		headers = curl_slist_append(headers, line);
+	}
+	/* the member's address on the channel as it is now (claim time) */
+	if (headers && job->rcpt && strpbrk(job->rcpt, "\r\n") == NULL &&
+		strlen(job->rcpt) < sizeof(line) - 32)
+	{
+		snprintf(line, sizeof(line), "X-Taskflow-Recipient: %s", job->rcpt);
 		headers = curl_slist_append(headers, line);
 	}
 	if (headers)

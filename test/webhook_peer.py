@@ -7,7 +7,8 @@
 Listens on 127.0.0.1 only.  For every POST it checks the signature header
 X-Taskflow-Signature: sha256=<hex HMAC-SHA256 of the body with the secret
 in FILE (trailing newline ignored)> and appends one JSON line to the log:
-{"path", "key" (Idempotency-Key), "content_type", "signature_ok", "body"
+{"path", "key" (Idempotency-Key), "content_type", "recipient"
+(X-Taskflow-Recipient), "signature_ok", "body"
 (the JSON body, parsed), "status" (what it answered), "attempt" (the how
 many-th request with this key)}.  It answers 401 to a bad or missing
 signature; with --fail-first N, 500 to the first N requests of each key;
@@ -72,6 +73,7 @@ def main():
                 f.write(json.dumps({
                     "path": self.path, "key": key,
                     "content_type": self.headers.get("Content-Type"),
+                    "recipient": self.headers.get("X-Taskflow-Recipient"),
                     "signature_ok": ok, "body": parsed,
                     "raw": body.decode("utf-8", "replace"),
                     "status": status, "attempt": attempt,

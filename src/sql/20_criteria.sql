@@ -233,8 +233,9 @@ COMMENT ON FUNCTION taskflow.search_expression(text, timestamptz) IS
 -- What uses a custom property, for taskflow.drop_property() and a change
 -- of its type in taskflow.define_property(): the first saved criteria
 -- reading it, anchor chain anchored on it, template with a merge field
--- {{properties.<name>}} or task whose actions set or remove it, as
--- 'criteria "name"', 'chain "name"', 'template "name"' or 'task "name"';
+-- {{properties.<name>}}, task whose actions set or remove it or channel
+-- addressing its members by it, as 'criteria "name"', 'chain "name"',
+-- 'template "name"', 'task "name"' or 'channel "name"';
 -- NULL when nothing does.  PL/pgSQL: templates, tasks and chains are
 -- created by later parts of the script.
 CREATE FUNCTION taskflow.property_used_by(property_name text)
@@ -273,6 +274,12 @@ BEGIN
 							  (ARRAY[a.value OPERATOR(pg_catalog.->>) 'set_property',
 									 a.value OPERATOR(pg_catalog.->>) 'remove_property']))
 		 ORDER BY t.name LIMIT 1;
+	END IF;
+	IF user_name IS NULL THEN
+		SELECT format('channel "%s"', ch.name) INTO user_name
+		  FROM taskflow.channel ch
+		 WHERE ch.recipient_property OPERATOR(pg_catalog.=) property_name
+		 ORDER BY ch.name LIMIT 1;
 	END IF;
 	RETURN user_name;
 END

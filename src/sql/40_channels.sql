@@ -57,6 +57,7 @@ CREATE TABLE taskflow.channel (
 	rate_window_count integer NOT NULL DEFAULT 0,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	updated_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	recipient_property text,
 	CHECK ((quiet_start IS NULL) OPERATOR(pg_catalog.=) (quiet_end IS NULL)),
 	CHECK ((max_per_member IS NULL) OPERATOR(pg_catalog.=) (per_member_window IS NULL))
 );
@@ -68,6 +69,8 @@ COMMENT ON COLUMN taskflow.channel.quiet_start IS
 	'Quiet hours start, local time in the chain''s time zone; messages are deferred, never dropped';
 COMMENT ON COLUMN taskflow.channel.test_recipients IS
 	'Where messages of chains marked test go instead of to the member';
+COMMENT ON COLUMN taskflow.channel.recipient_property IS
+	'The custom property holding each member''s address on this channel (a phone number, a LINE id); NULL: the e-mail address';
 
 -- The built-in channels; configure them with taskflow.configure_channel().
 -- The daily quota counts days in the server's time zone until configured.
@@ -347,6 +350,39 @@ BEGIN
 END
 $$;
 
+-- Raises unless a channel's recipient property is a custom property that
+-- can hold its members' addresses: of type email on an e-mail channel,
+-- text or email on a webhook one.
+CREATE FUNCTION taskflow._check_channel_recipient(c taskflow.channel)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t text;
+BEGIN
+	IF c.recipient_property IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT p.type INTO t FROM taskflow.custom_property p
+	 WHERE p.name OPERATOR(pg_catalog.=) c.recipient_property;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown property "%" for the recipients of channel "%"',
+						c.recipient_property, c.name
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Define it first with taskflow.define_property(), for example (''phone'', ''text'').';
+	END IF;
+	IF t OPERATOR(pg_catalog.<>) ALL (CASE c.kind WHEN 'smtp' THEN ARRAY['email']
+												  ELSE ARRAY['text', 'email'] END) THEN
+		RAISE EXCEPTION 'property "%" of type % cannot hold the recipients of channel "%"',
+						c.recipient_property, t, c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = CASE c.kind WHEN 'smtp' THEN 'An e-mail channel needs a property of type email.'
+							  ELSE 'A webhook channel needs a property of type text or email.' END;
+	END IF;
+END
+$$;
+
 -- Raises, with a clear message, unless a channel is valid.
 CREATE FUNCTION taskflow._check_channel(c taskflow.channel)
 RETURNS void
@@ -394,6 +430,7 @@ BEGIN
 	PERFORM taskflow._check_channel_retries(c);
 	PERFORM taskflow._check_channel_guardrails(c);
 	PERFORM taskflow._check_channel_mail(c);
+	PERFORM taskflow._check_channel_recipient(c);
 END
 $$;
 
@@ -440,7 +477,8 @@ DECLARE
 		'password_file', 'webhook_secret_file', 'connect_timeout_ms', 'timeout_ms', 'connections',
 		'rate_per_second', 'daily_quota', 'quota_time_zone', 'quiet_start', 'quiet_end',
 		'max_per_member', 'per_member_window', 'max_attempts', 'backoff_base', 'backoff_max',
-		'test_recipients', 'message_id_domain', 'list_id', 'unsubscribe_url', 'enabled'];
+		'test_recipients', 'message_id_domain', 'list_id', 'unsubscribe_url', 'enabled',
+		'recipient_property'];
 BEGIN
 	IF settings IS NULL OR cardinality(settings) OPERATOR(pg_catalog.=) 0 THEN
 		RETURN c;
@@ -489,7 +527,8 @@ CREATE FUNCTION taskflow.configure_channel(name text,
 										   unsubscribe_url text DEFAULT NULL,
 										   enabled boolean DEFAULT NULL,
 										   description text DEFAULT NULL,
-										   reset text[] DEFAULT NULL)
+										   reset text[] DEFAULT NULL,
+										   recipient_property text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -538,7 +577,7 @@ BEGIN
 		'backoff_base', backoff_base, 'backoff_max', backoff_max,
 		'test_recipients', test_recipients, 'message_id_domain', message_id_domain,
 		'list_id', list_id, 'unsubscribe_url', unsubscribe_url, 'enabled', enabled,
-		'description', description));
+		'description', description, 'recipient_property', recipient_property));
 	c := jsonb_populate_record(c, p);
 	c.url := nullif(c.url, '');
 	c.username := nullif(c.username, '');
@@ -548,6 +587,7 @@ BEGIN
 	c.list_id := nullif(c.list_id, '');
 	c.unsubscribe_url := nullif(c.unsubscribe_url, '');
 	c.description := nullif(c.description, '');
+	c.recipient_property := nullif(btrim(c.recipient_property), '');
 	PERFORM taskflow._check_channel(c);
 	IF old.name IS NOT NULL AND c.kind OPERATOR(pg_catalog.<>) old.kind THEN
 		PERFORM taskflow._refuse_kind_change(old);
@@ -560,13 +600,14 @@ BEGIN
 			password_file, webhook_secret_file, connect_timeout_ms, timeout_ms, connections,
 			rate_per_second, daily_quota, quota_time_zone, quiet_start, quiet_end,
 			max_per_member, per_member_window, max_attempts, backoff_base, backoff_max,
-			test_recipients, message_id_domain, list_id, unsubscribe_url, enabled, updated_at)
+			test_recipients, message_id_domain, list_id, unsubscribe_url, enabled, updated_at,
+			recipient_property)
 		  = (c.kind, c.description, c.url, c.require_starttls, c.username,
 			c.password_file, c.webhook_secret_file, c.connect_timeout_ms, c.timeout_ms, c.connections,
 			c.rate_per_second, c.daily_quota, c.quota_time_zone, c.quiet_start, c.quiet_end,
 			c.max_per_member, c.per_member_window, c.max_attempts, c.backoff_base, c.backoff_max,
 			c.test_recipients, c.message_id_domain, c.list_id, c.unsubscribe_url, c.enabled,
-			c.updated_at)
+			c.updated_at, c.recipient_property)
 		 WHERE x.name OPERATOR(pg_catalog.=) c.name;
 	END IF;
 END
@@ -658,6 +699,7 @@ REVOKE ALL ON FUNCTION
 	taskflow._check_channel_guardrails(taskflow.channel),
 	taskflow._check_channel_retries(taskflow.channel),
 	taskflow._check_channel_mail(taskflow.channel),
+	taskflow._check_channel_recipient(taskflow.channel),
 	taskflow._check_channel(taskflow.channel),
 	taskflow._channel_defaults(),
 	taskflow._channel_reset(taskflow.channel, text[]),
@@ -665,7 +707,7 @@ REVOKE ALL ON FUNCTION
 	taskflow.configure_channel(text, text, text, boolean, text, text, text, integer, integer,
 							   integer, integer, integer, text, time, time, integer, interval,
 							   integer, interval, interval, text[], text, text, text, boolean,
-							   text, text[]),
+							   text, text[], text),
 	taskflow.drop_channel(text)
 	FROM PUBLIC;
 -- everyone may call them and is told clearly that only superusers may
@@ -673,6 +715,6 @@ GRANT EXECUTE ON FUNCTION
 	taskflow.configure_channel(text, text, text, boolean, text, text, text, integer, integer,
 							   integer, integer, integer, text, time, time, integer, interval,
 							   integer, interval, interval, text[], text, text, text, boolean,
-							   text, text[]),
+							   text, text[], text),
 	taskflow.drop_channel(text)
 	TO taskflow_app, taskflow_operator;

@@ -211,10 +211,12 @@ $$;
 -- Step 2: each message goes to its member's address as it is now, not as
 -- it was when queued: a member who corrected the address while the
 -- message waited (quiet hours, a cap, the quota, a retry) gets it at the
--- new one, which the suppression check below then looks at.  A test
--- chain's message already routed to a tester keeps its tester and gets
--- the new address in original_recipient; a member without an address now
--- leaves the message without recipient (cancelled below).
+-- new one, which the suppression check below then looks at.  The address
+-- is the member's e-mail, or the channel's recipient property (a phone
+-- number for an SMS gateway).  A test chain's message already routed to a
+-- tester keeps its tester and gets the new address in original_recipient;
+-- a member without an address now leaves the message without recipient
+-- (cancelled below).
 CREATE FUNCTION taskflow._claim_recipients(ids bigint[])
 RETURNS void
 LANGUAGE plpgsql
@@ -222,13 +224,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	UPDATE taskflow.outbox o
-	   SET recipient = CASE WHEN o.original_recipient IS NOT NULL AND m.email IS NOT NULL
-							THEN o.recipient ELSE m.email END,
-		   original_recipient = CASE WHEN o.original_recipient IS NOT NULL THEN m.email END
-	  FROM taskflow.member m
-	 WHERE o.outbox_id OPERATOR(pg_catalog.=) ANY (ids)
-	   AND m.member_id OPERATOR(pg_catalog.=) o.member_id
-	   AND coalesce(o.original_recipient, o.recipient) IS DISTINCT FROM m.email;
+	   SET recipient = CASE WHEN o.original_recipient IS NOT NULL AND a.address IS NOT NULL
+							THEN o.recipient ELSE a.address END,
+		   original_recipient = CASE WHEN o.original_recipient IS NOT NULL THEN a.address END
+	  FROM (SELECT x.outbox_id,
+				   CASE WHEN ch.recipient_property IS NULL THEN m.email
+						ELSE nullif(btrim(m.properties OPERATOR(pg_catalog.->>) ch.recipient_property), '')
+						END AS address
+			  FROM taskflow.outbox x
+			  JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) x.member_id
+			  JOIN taskflow.channel ch ON ch.name OPERATOR(pg_catalog.=) x.channel
+			 WHERE x.outbox_id OPERATOR(pg_catalog.=) ANY (ids)) a
+	 WHERE o.outbox_id OPERATOR(pg_catalog.=) a.outbox_id
+	   AND coalesce(o.original_recipient, o.recipient) IS DISTINCT FROM a.address;
 END
 $$;
 

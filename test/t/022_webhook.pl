@@ -53,6 +53,9 @@ my @req = DeliveryTest::requests($hook);
 is(scalar @req, 6, 'the receiver got three requests per message');
 ok(!grep({ !$_->{signature_ok} } @req), 'every request carries a valid signature');
 ok(!grep({ $_->{content_type} !~ m{^application/json} } @req), 'every request is application/json');
+is(join(' ', sort { $a cmp $b } keys %{ { map { ($_->{recipient} // '') => 1 } @req } }),
+	'sato@example.jp yamada@example.jp',
+	'every request names its member\'s address (X-Taskflow-Recipient)');
 my %by_key;
 push @{ $by_key{ $_->{key} } }, $_ foreach @req;
 is( join(' ', sort keys %by_key),

@@ -1298,8 +1298,9 @@ $$;
 -- What uses a custom property, for taskflow.drop_property() and a change
 -- of its type in taskflow.define_property(): the first saved criteria
 -- reading it, anchor chain anchored on it, template with a merge field
--- {{properties.<name>}} or task whose actions set or remove it, as
--- 'criteria "name"', 'chain "name"', 'template "name"' or 'task "name"';
+-- {{properties.<name>}}, task whose actions set or remove it or channel
+-- addressing its members by it, as 'criteria "name"', 'chain "name"',
+-- 'template "name"', 'task "name"' or 'channel "name"';
 -- NULL when nothing does.  PL/pgSQL: templates, tasks and chains are
 -- created by later parts of the script.
 CREATE OR REPLACE FUNCTION taskflow.property_used_by(property_name text)
@@ -1338,6 +1339,12 @@ BEGIN
 							  (ARRAY[a.value OPERATOR(pg_catalog.->>) 'set_property',
 									 a.value OPERATOR(pg_catalog.->>) 'remove_property']))
 		 ORDER BY t.name LIMIT 1;
+	END IF;
+	IF user_name IS NULL THEN
+		SELECT format('channel "%s"', ch.name) INTO user_name
+		  FROM taskflow.channel ch
+		 WHERE ch.recipient_property OPERATOR(pg_catalog.=) property_name
+		 ORDER BY ch.name LIMIT 1;
 	END IF;
 	RETURN user_name;
 END
@@ -2241,13 +2248,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	UPDATE taskflow.outbox o
-	   SET recipient = CASE WHEN o.original_recipient IS NOT NULL AND m.email IS NOT NULL
-							THEN o.recipient ELSE m.email END,
-		   original_recipient = CASE WHEN o.original_recipient IS NOT NULL THEN m.email END
-	  FROM taskflow.member m
-	 WHERE o.outbox_id OPERATOR(pg_catalog.=) ANY (ids)
-	   AND m.member_id OPERATOR(pg_catalog.=) o.member_id
-	   AND coalesce(o.original_recipient, o.recipient) IS DISTINCT FROM m.email;
+	   SET recipient = CASE WHEN o.original_recipient IS NOT NULL AND a.address IS NOT NULL
+							THEN o.recipient ELSE a.address END,
+		   original_recipient = CASE WHEN o.original_recipient IS NOT NULL THEN a.address END
+	  FROM (SELECT x.outbox_id,
+				   CASE WHEN ch.recipient_property IS NULL THEN m.email
+						ELSE nullif(btrim(m.properties OPERATOR(pg_catalog.->>) ch.recipient_property), '')
+						END AS address
+			  FROM taskflow.outbox x
+			  JOIN taskflow.member m ON m.member_id OPERATOR(pg_catalog.=) x.member_id
+			  JOIN taskflow.channel ch ON ch.name OPERATOR(pg_catalog.=) x.channel
+			 WHERE x.outbox_id OPERATOR(pg_catalog.=) ANY (ids)) a
+	 WHERE o.outbox_id OPERATOR(pg_catalog.=) a.outbox_id
+	   AND coalesce(o.original_recipient, o.recipient) IS DISTINCT FROM a.address;
 END
 $$;
 REVOKE ALL ON FUNCTION taskflow._claim_recipients(bigint[]) FROM PUBLIC;
@@ -2692,3 +2705,247 @@ SELECT c.name AS chain, s.position, t.name AS task, t.mode,
 COMMENT ON VIEW taskflow.chain_summary IS
 	'Per chain and step: waiting, pending, applied, left, done, errors, chain state, skipped';
 ALTER VIEW taskflow.chain_summary SET (security_invoker = true);
+
+-- A channel may address its members by a custom property (a phone number
+-- for an SMS gateway, a LINE id) instead of their e-mail address
+-- (src/sql/40_channels.sql, src/step.c, taskflow._claim_recipients).
+ALTER TABLE taskflow.channel ADD COLUMN recipient_property text;
+COMMENT ON COLUMN taskflow.channel.recipient_property IS
+	'The custom property holding each member''s address on this channel (a phone number, a LINE id); NULL: the e-mail address';
+CREATE FUNCTION taskflow._check_channel_recipient(c taskflow.channel)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t text;
+BEGIN
+	IF c.recipient_property IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT p.type INTO t FROM taskflow.custom_property p
+	 WHERE p.name OPERATOR(pg_catalog.=) c.recipient_property;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown property "%" for the recipients of channel "%"',
+						c.recipient_property, c.name
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Define it first with taskflow.define_property(), for example (''phone'', ''text'').';
+	END IF;
+	IF t OPERATOR(pg_catalog.<>) ALL (CASE c.kind WHEN 'smtp' THEN ARRAY['email']
+												  ELSE ARRAY['text', 'email'] END) THEN
+		RAISE EXCEPTION 'property "%" of type % cannot hold the recipients of channel "%"',
+						c.recipient_property, t, c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = CASE c.kind WHEN 'smtp' THEN 'An e-mail channel needs a property of type email.'
+							  ELSE 'A webhook channel needs a property of type text or email.' END;
+	END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION taskflow._check_channel(c taskflow.channel)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF c.name IS NULL OR c.name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid channel name %', coalesce(to_json(c.name)::text, 'NULL')
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A channel name is lower-case letters, digits and _, starting with a letter (for example line or sms).';
+	END IF;
+	IF c.kind IS NULL OR NOT c.kind OPERATOR(pg_catalog.=) ANY (ARRAY['smtp', 'webhook']) THEN
+		RAISE EXCEPTION 'invalid kind % for channel "%"', coalesce(quote_literal(c.kind), 'NULL'), c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The kinds are ''smtp'' (mail through an SMTP relay) and ''webhook'' (HTTP POST).';
+	END IF;
+	PERFORM taskflow._check_channel_url(c);
+	IF c.username OPERATOR(pg_catalog.~) '[[:cntrl:]]' OR c.username OPERATOR(pg_catalog.=) '' THEN
+		RAISE EXCEPTION 'invalid username for channel "%"', c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A user name is one line of text.';
+	END IF;
+	IF c.kind OPERATOR(pg_catalog.=) 'webhook'
+	   AND (c.username IS NOT NULL OR c.password_file IS NOT NULL) THEN
+		RAISE EXCEPTION 'username and password_file are for smtp channels; "%" is a webhook channel', c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A webhook signs its requests with the secret in webhook_secret_file.';
+	END IF;
+	IF c.kind OPERATOR(pg_catalog.=) 'smtp' AND c.webhook_secret_file IS NOT NULL THEN
+		RAISE EXCEPTION 'webhook_secret_file is for webhook channels; "%" is an smtp channel', c.name
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF c.password_file IS NOT NULL THEN
+		PERFORM taskflow._check_server_file(c.name, 'password_file', c.password_file);
+	END IF;
+	IF c.webhook_secret_file IS NOT NULL THEN
+		PERFORM taskflow._check_server_file(c.name, 'webhook_secret_file', c.webhook_secret_file);
+	END IF;
+	IF c.kind OPERATOR(pg_catalog.=) 'webhook' AND c.url IS NOT NULL AND c.webhook_secret_file IS NULL THEN
+		RAISE EXCEPTION 'webhook channel "%" needs webhook_secret_file', c.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Every request is signed (X-Taskflow-Signature: sha256=HMAC of the body) with the secret in that server file.';
+	END IF;
+	PERFORM taskflow._check_channel_retries(c);
+	PERFORM taskflow._check_channel_guardrails(c);
+	PERFORM taskflow._check_channel_mail(c);
+	PERFORM taskflow._check_channel_recipient(c);
+END
+$$;
+CREATE OR REPLACE FUNCTION taskflow._channel_reset(c taskflow.channel, settings text[])
+RETURNS taskflow.channel
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	d taskflow.channel := taskflow._channel_defaults();
+	s text;
+	resettable CONSTANT text[] := ARRAY['description', 'url', 'require_starttls', 'username',
+		'password_file', 'webhook_secret_file', 'connect_timeout_ms', 'timeout_ms', 'connections',
+		'rate_per_second', 'daily_quota', 'quota_time_zone', 'quiet_start', 'quiet_end',
+		'max_per_member', 'per_member_window', 'max_attempts', 'backoff_base', 'backoff_max',
+		'test_recipients', 'message_id_domain', 'list_id', 'unsubscribe_url', 'enabled',
+		'recipient_property'];
+BEGIN
+	IF settings IS NULL OR cardinality(settings) OPERATOR(pg_catalog.=) 0 THEN
+		RETURN c;
+	END IF;
+	FOREACH s IN ARRAY settings LOOP
+		IF s IS NULL OR NOT s OPERATOR(pg_catalog.=) ANY (resettable) THEN
+			RAISE EXCEPTION 'cannot reset % of channel "%"', coalesce(quote_literal(s), 'NULL'), c.name
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'reset names settings of configure_channel(): ' OPERATOR(pg_catalog.||)
+							 array_to_string(resettable, ', ') OPERATOR(pg_catalog.||) '.';
+		END IF;
+	END LOOP;
+	-- one assignment per setting: (jsonb_populate_record over the row)
+	RETURN jsonb_populate_record(c, (SELECT jsonb_object_agg(k, to_jsonb(d) OPERATOR(pg_catalog.->) k)
+									   FROM unnest(settings) k));
+END
+$$;
+DROP FUNCTION taskflow.configure_channel(text, text, text, boolean, text, text, text, integer, integer,
+	integer, integer, integer, text, time, time, integer, interval, integer, interval, interval,
+	text[], text, text, text, boolean, text, text[]);
+CREATE FUNCTION taskflow.configure_channel(name text,
+										   kind text DEFAULT NULL,
+										   url text DEFAULT NULL,
+										   require_starttls boolean DEFAULT NULL,
+										   username text DEFAULT NULL,
+										   password_file text DEFAULT NULL,
+										   webhook_secret_file text DEFAULT NULL,
+										   connect_timeout_ms integer DEFAULT NULL,
+										   timeout_ms integer DEFAULT NULL,
+										   connections integer DEFAULT NULL,
+										   rate_per_second integer DEFAULT NULL,
+										   daily_quota integer DEFAULT NULL,
+										   quota_time_zone text DEFAULT NULL,
+										   quiet_start time DEFAULT NULL,
+										   quiet_end time DEFAULT NULL,
+										   max_per_member integer DEFAULT NULL,
+										   per_member_window interval DEFAULT NULL,
+										   max_attempts integer DEFAULT NULL,
+										   backoff_base interval DEFAULT NULL,
+										   backoff_max interval DEFAULT NULL,
+										   test_recipients text[] DEFAULT NULL,
+										   message_id_domain text DEFAULT NULL,
+										   list_id text DEFAULT NULL,
+										   unsubscribe_url text DEFAULT NULL,
+										   enabled boolean DEFAULT NULL,
+										   description text DEFAULT NULL,
+										   reset text[] DEFAULT NULL,
+										   recipient_property text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c taskflow.channel;
+	old taskflow.channel;
+	p jsonb;
+BEGIN
+	IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+			 WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+		RAISE EXCEPTION 'only superusers can configure channels'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'A channel names server files the delivery worker reads (password_file, webhook_secret_file); ask the DBA.';
+	END IF;
+	SELECT * INTO old FROM taskflow.channel x
+	 WHERE x.name OPERATOR(pg_catalog.=) configure_channel.name FOR UPDATE;
+	IF FOUND THEN
+		c := old;
+	ELSE
+		c := taskflow._channel_defaults();
+		c.name := configure_channel.name;
+		c.kind := coalesce(kind, CASE WHEN url OPERATOR(pg_catalog.~*) '^smtps?://' THEN 'smtp'
+									   WHEN url OPERATOR(pg_catalog.~*) '^https?://' THEN 'webhook' END);
+		IF c.kind IS NULL AND url IS NOT NULL THEN
+			RAISE EXCEPTION 'new channel % needs a kind', coalesce(to_json(c.name)::text, 'NULL')
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('The url %s does not tell it.', to_json(url)),
+					  HINT = 'Give kind => ''smtp'' or ''webhook'', or a url starting with smtp://, smtps:// or https://.';
+		ELSIF c.kind IS NULL THEN
+			RAISE EXCEPTION 'new channel % needs a kind', coalesce(to_json(c.name)::text, 'NULL')
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give kind => ''smtp'' or ''webhook'', or a url starting with smtp://, smtps:// or https://.';
+		END IF;
+	END IF;
+	c := taskflow._channel_reset(c, reset);
+	-- the given settings; '' clears an optional text
+	p := jsonb_strip_nulls(jsonb_build_object(
+		'kind', kind, 'url', url, 'require_starttls', require_starttls, 'username', username,
+		'password_file', password_file, 'webhook_secret_file', webhook_secret_file,
+		'connect_timeout_ms', connect_timeout_ms, 'timeout_ms', timeout_ms,
+		'connections', connections, 'rate_per_second', rate_per_second,
+		'daily_quota', daily_quota, 'quota_time_zone', quota_time_zone,
+		'quiet_start', quiet_start, 'quiet_end', quiet_end, 'max_per_member', max_per_member,
+		'per_member_window', per_member_window, 'max_attempts', max_attempts,
+		'backoff_base', backoff_base, 'backoff_max', backoff_max,
+		'test_recipients', test_recipients, 'message_id_domain', message_id_domain,
+		'list_id', list_id, 'unsubscribe_url', unsubscribe_url, 'enabled', enabled,
+		'description', description, 'recipient_property', recipient_property));
+	c := jsonb_populate_record(c, p);
+	c.url := nullif(c.url, '');
+	c.username := nullif(c.username, '');
+	c.password_file := nullif(c.password_file, '');
+	c.webhook_secret_file := nullif(c.webhook_secret_file, '');
+	c.message_id_domain := nullif(c.message_id_domain, '');
+	c.list_id := nullif(c.list_id, '');
+	c.unsubscribe_url := nullif(c.unsubscribe_url, '');
+	c.description := nullif(c.description, '');
+	c.recipient_property := nullif(btrim(c.recipient_property), '');
+	PERFORM taskflow._check_channel(c);
+	IF old.name IS NOT NULL AND c.kind OPERATOR(pg_catalog.<>) old.kind THEN
+		PERFORM taskflow._refuse_kind_change(old);
+	END IF;
+	IF old.name IS NULL THEN
+		INSERT INTO taskflow.channel SELECT (c).*;
+	ELSE
+		c.updated_at := pg_catalog.now();
+		UPDATE taskflow.channel x SET (kind, description, url, require_starttls, username,
+			password_file, webhook_secret_file, connect_timeout_ms, timeout_ms, connections,
+			rate_per_second, daily_quota, quota_time_zone, quiet_start, quiet_end,
+			max_per_member, per_member_window, max_attempts, backoff_base, backoff_max,
+			test_recipients, message_id_domain, list_id, unsubscribe_url, enabled, updated_at,
+			recipient_property)
+		  = (c.kind, c.description, c.url, c.require_starttls, c.username,
+			c.password_file, c.webhook_secret_file, c.connect_timeout_ms, c.timeout_ms, c.connections,
+			c.rate_per_second, c.daily_quota, c.quota_time_zone, c.quiet_start, c.quiet_end,
+			c.max_per_member, c.per_member_window, c.max_attempts, c.backoff_base, c.backoff_max,
+			c.test_recipients, c.message_id_domain, c.list_id, c.unsubscribe_url, c.enabled,
+			c.updated_at, c.recipient_property)
+		 WHERE x.name OPERATOR(pg_catalog.=) c.name;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION taskflow.configure_channel IS
+	'Creates or changes a delivery channel (superusers only); NULL leaves a setting, reset => ARRAY[...] restores defaults';
+REVOKE ALL ON FUNCTION taskflow._check_channel_recipient(taskflow.channel),
+	taskflow.configure_channel(text, text, text, boolean, text, text, text, integer, integer,
+							   integer, integer, integer, text, time, time, integer, interval,
+							   integer, interval, interval, text[], text, text, text, boolean,
+							   text, text[], text)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	taskflow.configure_channel(text, text, text, boolean, text, text, text, integer, integer,
+							   integer, integer, integer, text, time, time, integer, interval,
+							   integer, interval, interval, text[], text, text, text, boolean,
+							   text, text[], text)
+	TO taskflow_app, taskflow_operator;
