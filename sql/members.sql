@@ -125,6 +125,12 @@ SELECT taskflow.drop_criteria('ポイント千以上');
 
 -- statuses are data: add one, then use it
 SELECT taskflow.define_status('vip', 'VIP会員');
+-- defined again without a description: the description stays
+SELECT taskflow.define_status('vip');
+SELECT taskflow.define_event_kind('seminar', 'セミナー参加');
+SELECT taskflow.define_event_kind('seminar');
+SELECT (SELECT description FROM taskflow.member_status WHERE status = 'vip') AS status_description,
+	   (SELECT description FROM taskflow.event_kind WHERE kind = 'seminar') AS kind_description;
 SELECT taskflow.define_status('VIP!', 'bad');
 UPDATE taskflow.member SET status = 'vip' WHERE external_id = 'm-001';
 SELECT status, description, builtin FROM taskflow.member_status ORDER BY status;

@@ -6,7 +6,8 @@
 -- changes need no jsonb or array juggling, and are SECURITY INVOKER (the
 -- caller needs the table privileges, as with plain SQL).
 
--- Adds (or re-describes) a member status.
+-- Adds (or re-describes) a member status; a NULL description keeps the
+-- one it has.
 CREATE FUNCTION taskflow.define_status(status text, description text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -21,11 +22,12 @@ BEGIN
 	INSERT INTO taskflow.member_status AS s (status, description)
 	VALUES (define_status.status, define_status.description)
 	ON CONFLICT ON CONSTRAINT member_status_pkey
-	DO UPDATE SET description = EXCLUDED.description;
+	DO UPDATE SET description = coalesce(EXCLUDED.description, s.description);
 END
 $$;
 
--- Adds (or re-describes) a kind of timeline event.
+-- Adds (or re-describes) a kind of timeline event; a NULL description
+-- keeps the one it has.
 CREATE FUNCTION taskflow.define_event_kind(kind text, description text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -40,7 +42,7 @@ BEGIN
 	INSERT INTO taskflow.event_kind AS k (kind, description)
 	VALUES (define_event_kind.kind, define_event_kind.description)
 	ON CONFLICT ON CONSTRAINT event_kind_pkey
-	DO UPDATE SET description = EXCLUDED.description;
+	DO UPDATE SET description = coalesce(EXCLUDED.description, k.description);
 END
 $$;
 

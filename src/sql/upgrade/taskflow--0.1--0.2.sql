@@ -2949,3 +2949,42 @@ GRANT EXECUTE ON FUNCTION
 							   integer, interval, interval, text[], text, text, text, boolean,
 							   text, text[], text)
 	TO taskflow_app, taskflow_operator;
+
+-- Adds (or re-describes) a member status; a NULL description keeps the
+-- one it has.
+CREATE OR REPLACE FUNCTION taskflow.define_status(status text, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF status IS NULL OR status OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid status name %', coalesce(quote_literal(status), 'NULL')
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A status name is lower-case ASCII letters, digits and underscores, starting with a letter.';
+	END IF;
+	INSERT INTO taskflow.member_status AS s (status, description)
+	VALUES (define_status.status, define_status.description)
+	ON CONFLICT ON CONSTRAINT member_status_pkey
+	DO UPDATE SET description = coalesce(EXCLUDED.description, s.description);
+END
+$$;
+-- Adds (or re-describes) a kind of timeline event; a NULL description
+-- keeps the one it has.
+CREATE OR REPLACE FUNCTION taskflow.define_event_kind(kind text, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF kind IS NULL OR kind OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid event kind %', coalesce(quote_literal(kind), 'NULL')
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'An event kind is lower-case ASCII letters, digits and underscores, starting with a letter.';
+	END IF;
+	INSERT INTO taskflow.event_kind AS k (kind, description)
+	VALUES (define_event_kind.kind, define_event_kind.description)
+	ON CONFLICT ON CONSTRAINT event_kind_pkey
+	DO UPDATE SET description = coalesce(EXCLUDED.description, k.description);
+END
+$$;
