@@ -121,47 +121,25 @@ LockPending(int task_id, Datum chosen, bool all, MemberSet chains, uint64 *nrows
 }
 
 /*
- * FindTask returns the id of a task by name, or raises.
+ * FindId returns the id the query (sql, $1 the name) finds for a task or
+ * a chain (what), or raises naming it.
  */
 static int
-FindTask(const char *task_name)
+FindId(const char *sql, const char *what, const char *name)
 {
 	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(task_name)};
+	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		isnull;
-	int			task_id;
+	int			id;
 
-	TaskflowExec(task_sql, 1, types, values, NULL);
+	TaskflowExec(sql, 1, types, values, NULL);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("task \"%s\" does not exist", task_name)));
-	task_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
+				 errmsg("%s \"%s\" does not exist", what, name)));
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
-	return task_id;
-}
-
-/*
- * FindChain returns the id of a chain by name, or raises.
- */
-static int
-FindChain(const char *chain_name)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(chain_name)};
-	bool		isnull;
-	int			chain_id;
-
-	TaskflowExec(chain_sql, 1, types, values, NULL);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("chain \"%s\" does not exist", chain_name)));
-	chain_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return chain_id;
+	return id;
 }
 
 /*
@@ -517,9 +495,9 @@ ManualRun(FunctionCallInfo fcinfo, ManualAction action)
 	path_level = TaskflowPinSearchPath();
 	SPI_connect();
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	task_id = FindTask(task_name);
+	task_id = FindId(task_sql, "task", task_name);
 	chains = ChainsToWork(caller, task_id, task_name,
-						  chain_name ? FindChain(chain_name) : 0, chain_name);
+						  chain_name ? FindId(chain_sql, "chain", chain_name) : 0, chain_name);
 	rows = LockPending(task_id, all ? (Datum) 0 : PG_GETARG_DATUM(1), all, chains, &nrows);
 	TaskflowRestoreUser(&saved);
 	if (!all)

@@ -486,6 +486,30 @@ NormalizeTags(MemberWriteCache *cache, Datum tags, bool isnull, HeapTuple tuple,
 }
 
 /*
+ * WrittenRow checks that a validation trigger is a BEFORE INSERT OR UPDATE
+ * row trigger and returns the row being written (and the old one of an
+ * UPDATE in *oldtuple).
+ */
+static HeapTuple
+WrittenRow(FunctionCallInfo fcinfo, const char *name, HeapTuple *oldtuple)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("taskflow.%s() must be a BEFORE INSERT OR UPDATE row trigger", name)));
+	*oldtuple = NULL;
+	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return trigdata->tg_trigtuple;
+	*oldtuple = trigdata->tg_trigtuple;
+	return trigdata->tg_newtuple;
+}
+
+/*
  * taskflow.member_before_write() — BEFORE INSERT / UPDATE row trigger on
  * taskflow.member: validates and normalises the row (see the file header).
  * (NULL in a NOT NULL column is left to the constraint.)
@@ -501,19 +525,7 @@ taskflow_member_before_write(PG_FUNCTION_ARGS)
 	Datum		value;
 	bool		isnull;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
-		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("taskflow.member_before_write() must be a BEFORE INSERT OR UPDATE row trigger")));
-	newtuple = trigdata->tg_trigtuple;
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		oldtuple = trigdata->tg_trigtuple;
-		newtuple = trigdata->tg_newtuple;
-	}
+	newtuple = WrittenRow(fcinfo, "member_before_write", &oldtuple);
 	if (RestoringDump())
 		return PointerGetDatum(newtuple);
 
@@ -696,19 +708,7 @@ taskflow_event_before_write(PG_FUNCTION_ARGS)
 	bool		kindnull;
 	bool		isnull;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
-		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("taskflow.event_before_write() must be a BEFORE INSERT OR UPDATE row trigger")));
-	newtuple = trigdata->tg_trigtuple;
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		oldtuple = trigdata->tg_trigtuple;
-		newtuple = trigdata->tg_newtuple;
-	}
+	newtuple = WrittenRow(fcinfo, "event_before_write", &oldtuple);
 	if (RestoringDump())
 		return PointerGetDatum(newtuple);
 
