@@ -302,6 +302,33 @@ RESET search_path;
 DROP OPERATOR public.= (text, text);
 DROP FUNCTION public.tf_crit_texteq(text, text), public.has_tag(text[], text);
 
+---------------------------------------------------------------- containment and subscripts
+-- properties matched with @> / <@ or read with a subscript are checked and
+-- recorded like ->>: the names must be defined, a contained value must be
+-- one a member can hold
+SELECT taskflow.check_criteria($$properties @> '{"plan": "ゴールド", "company": "山田商事"}'$$);
+SELECT taskflow.check_criteria($$'{"plan": "シルバー"}' <@ properties$$);
+SELECT taskflow.check_criteria($$properties['company'] = '"山田商事"'$$);
+SELECT taskflow.save_criteria('ゴールド会員', $$properties @> '{"plan": "ゴールド"}'$$);
+SELECT taskflow.save_criteria('会社名指定', $$properties['company'] = '"山田商事"'$$);
+SELECT name, properties FROM taskflow.criteria_list
+ WHERE name IN ('ゴールド会員', '会社名指定') ORDER BY name;
+SELECT member_id, name FROM taskflow.search('ゴールド会員', '2026-04-10 09:00+09');
+SELECT taskflow.save_criteria('悪い例', $$properties @> '{"plann": "ゴールド"}'$$);
+SELECT taskflow.save_criteria('悪い例', $$properties['plann'] = '"ゴールド"'$$);
+SELECT taskflow.save_criteria('悪い例', $$properties @> '{"plan": "ゴールド会員"}'$$);
+SELECT taskflow.save_criteria('悪い例', $$properties @> '{"plan": 3}'$$);
+SELECT taskflow.save_criteria('悪い例', $$properties @> '{"plan": null}'$$);
+-- a property read only that way is in use: neither dropped nor retyped
+SELECT taskflow.define_property('rank', 'text', NULL, 'ランク');
+SELECT taskflow.save_criteria('ランク金', $$properties @> '{"rank": "金"}'$$);
+SELECT taskflow.property_used_by('rank');
+SELECT taskflow.drop_property('rank', true);
+SELECT taskflow.define_property('rank', 'number');
+SELECT taskflow.drop_criteria('ランク金'), taskflow.drop_criteria('ゴールド会員'),
+	   taskflow.drop_criteria('会社名指定');
+SELECT taskflow.drop_property('rank', true);
+
 ---------------------------------------------------------------- clean up
 DROP TABLE public.tf_crit_secret;
 DROP ROLE tf_crit_a, tf_crit_a2, tf_crit_b, tf_crit_op;

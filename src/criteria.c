@@ -46,6 +46,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/ruleutils.h"
@@ -80,6 +81,7 @@ typedef struct CriteriaPropertyRef
 {
 	char	   *name;
 	const char *reader;			/* "prop_number"...; NULL: a jsonb operator */
+	Jsonb	   *value;			/* the value a containment (@>, <@) gives, or NULL */
 	int			location;		/* in the parser's source text */
 } CriteriaPropertyRef;
 
@@ -658,6 +660,7 @@ CriteriaNoteProperty(CriteriaCheck check, const char *name,
 
 	ref->name = pstrdup(name);
 	ref->reader = reader;
+	ref->value = NULL;
 	ref->location = location;
 	check->refs = lappend(check->refs, ref);
 }
@@ -787,10 +790,47 @@ CriteriaNotePropertyArray(CriteriaCheck check, Node *array, bool first_only)
 }
 
 /*
+ * CriteriaNotePropertyObject records the keys of a constant JSON object
+ * matched by containment against the properties column, each with the
+ * value given for it, which must be one a member can hold.
+ */
+static void
+CriteriaNotePropertyObject(CriteriaCheck check, Node *node)
+{
+	Const	   *con = (Const *) node;
+	Jsonb	   *object;
+	JsonbIterator *it;
+	JsonbIteratorToken token;
+	JsonbValue	v;
+	char	   *key = NULL;
+
+	if (!IsA(node, Const) || con->constisnull || con->consttype != JSONBOID)
+		return;
+	object = DatumGetJsonbP(con->constvalue);
+	if (!JB_ROOT_IS_OBJECT(object))
+		return;
+	it = JsonbIteratorInit(&object->root);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (token == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (token == WJB_VALUE && key != NULL)
+		{
+			CriteriaNoteProperty(check, key, NULL, con->location);
+			((CriteriaPropertyRef *) llast(check->refs))->value =
+				JsonbValueToJsonb(&v);
+			key = NULL;
+		}
+	}
+}
+
+/*
  * CriteriaNotePropertyOperator records the properties named by a constant
  * on the right of a jsonb operator applied to the properties column:
  * properties ->> 'plan', -> 'plan', ? 'plan', ?| / ?& array['a', 'b'] and
- * #> / #>> '{plan, ...}' (the first path element).
+ * #> / #>> '{plan, ...}' (the first path element); and the keys of a
+ * constant object on either side of @> or <@ with the properties column
+ * (properties @> '{"plan": "ゴールド"}').
  */
 static void
 CriteriaNotePropertyOperator(CriteriaCheck check, OpExpr *op)
@@ -798,11 +838,20 @@ CriteriaNotePropertyOperator(CriteriaCheck check, OpExpr *op)
 	Const	   *right;
 	char	   *opname;
 
-	if (list_length(op->args) != 2 ||
-		!CriteriaIsPropertiesColumn(check, linitial(op->args)))
+	if (list_length(op->args) != 2)
+		return;
+	opname = get_opname(op->opno);
+	if (strcmp(opname, "@>") == 0 || strcmp(opname, "<@") == 0)
+	{
+		if (CriteriaIsPropertiesColumn(check, linitial(op->args)))
+			CriteriaNotePropertyObject(check, lsecond(op->args));
+		else if (CriteriaIsPropertiesColumn(check, lsecond(op->args)))
+			CriteriaNotePropertyObject(check, linitial(op->args));
+		return;
+	}
+	if (!CriteriaIsPropertiesColumn(check, linitial(op->args)))
 		return;
 	right = (Const *) lsecond(op->args);
-	opname = get_opname(op->opno);
 	if (strcmp(opname, "?|") == 0 || strcmp(opname, "?&") == 0)
 		CriteriaNotePropertyArray(check, (Node *) right, false);
 	else if (strcmp(opname, "#>") == 0 || strcmp(opname, "#>>") == 0)
@@ -813,6 +862,26 @@ CriteriaNotePropertyOperator(CriteriaCheck check, OpExpr *op)
 			 right->consttype == TEXTOID)
 		CriteriaNoteProperty(check, TextDatumGetCString(right->constvalue),
 							 NULL, right->location);
+}
+
+/*
+ * CriteriaNotePropertySubscript records the property named by a constant
+ * subscript of the properties column: properties['plan'] (the first one of
+ * properties['a']['b']).
+ */
+static void
+CriteriaNotePropertySubscript(CriteriaCheck check, SubscriptingRef *sbs)
+{
+	Const	   *index;
+
+	if (!CriteriaIsPropertiesColumn(check, (Node *) sbs->refexpr) ||
+		sbs->refupperindexpr == NIL)
+		return;
+	index = (Const *) linitial(sbs->refupperindexpr);
+	if (IsA(index, Const) && !index->constisnull &&
+		index->consttype == TEXTOID)
+		CriteriaNoteProperty(check, TextDatumGetCString(index->constvalue),
+							 NULL, index->location);
 }
 
 /*
@@ -948,6 +1017,9 @@ CriteriaCheckNode(CriteriaCheck check, Node *node)
 		case T_OpExpr:
 			CriteriaCheckOperator(check, (OpExpr *) node);
 			break;
+		case T_SubscriptingRef:
+			CriteriaNotePropertySubscript(check, (SubscriptingRef *) node);
+			break;
 		case T_SQLValueFunction:
 			CriteriaCheckValueFunction(check, (SQLValueFunction *) node);
 			break;
@@ -1070,8 +1142,61 @@ CriteriaReaderFor(const char *type)
 }
 
 /*
+ * CriteriaCheckContainedValue requires the value a containment gives for a
+ * property to be one a member can hold (the rule of every write,
+ * taskflow.check_property_value()): any other value never matches.
+ */
+static void
+CriteriaCheckContainedValue(CriteriaCheck check, CriteriaPropertyRef *ref)
+{
+	MemoryContext mcxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTOID, JSONBOID};
+	Datum		values[2];
+	JsonbValue	scalar;
+
+	if (JsonbExtractScalar(&ref->value->root, &scalar) &&
+		scalar.type == jbvNull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: property \"%s\" never holds null",
+						CriteriaLabel(check), ref->name),
+				 errdetail("A property without a value is absent from properties."),
+				 errhint("Test that it is absent with NOT (properties ? '%s').",
+						 ref->name),
+				 CriteriaErrPosition(check, ref->location)));
+	values[0] = CStringGetTextDatum(ref->name);
+	values[1] = JsonbPGetDatum(ref->value);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("SELECT taskflow.check_property_value($1, $2)",
+								  2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not check a property value");
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(mcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("%s: %s", CriteriaLabel(check), edata->message),
+				 edata->detail ? errdetail("%s", edata->detail) :
+				 errdetail("No member can hold this value, so the criteria would never match."),
+				 edata->hint ? errhint("%s", edata->hint) : 0,
+				 CriteriaErrPosition(check, ref->location)));
+	}
+	PG_END_TRY();
+	SPI_finish();
+}
+
+/*
  * CriteriaCheckProperty requires a property read to name a defined property
- * of a type its reader fits (prop_text reads any).
+ * of a type its reader fits (prop_text reads any), and a value given by
+ * containment to be one the property can hold.
  */
 static void
 CriteriaCheckProperty(CriteriaCheck check, CriteriaPropertyRef *ref)
@@ -1085,6 +1210,8 @@ CriteriaCheckProperty(CriteriaCheck check, CriteriaPropertyRef *ref)
 						CriteriaLabel(check), ref->name),
 				 errhint("Define it first with taskflow.define_property(), or check the spelling."),
 				 CriteriaErrPosition(check, ref->location)));
+	if (ref->value != NULL)
+		CriteriaCheckContainedValue(check, ref);
 	if (ref->reader == NULL || strcmp(ref->reader, "prop_text") == 0 ||
 		strcmp(ref->reader, CriteriaReaderFor(type)) == 0)
 		return;

@@ -60,6 +60,14 @@ INSERT INTO taskflow.member (external_id, email, name, status, joined_at) VALUES
 	('u-2', 'sato@example.jp', '佐藤花子', 'trial', '2026-04-01 08:10+09'),
 	('u-3', 'suzuki@example.jp', '鈴木一郎', 'paid', '2026-04-01 08:20+09');
 SELECT taskflow.save_criteria('体験・有料会員', $$status IN ('trial', 'paid')$$);
+-- read by containment: the 0.1 library recorded no property for these and
+-- saved the typo (this library is newer: its records are put back as 0.1's)
+SELECT taskflow.define_property('plan', 'list', ARRAY['ブロンズ', 'ゴールド'], '会員プラン');
+SELECT taskflow.save_criteria('ゴールド会員', $$properties @> '{"plan": "ゴールド"}'$$);
+UPDATE taskflow.criteria SET properties = '{}' WHERE name = 'ゴールド会員';
+INSERT INTO taskflow.criteria (name, expression, normalized, owner)
+VALUES ('綴り違い', $$properties @> '{"plann": "ゴールド"}'$$,
+		$$(properties @> '{"plann": "ゴールド"}'::jsonb)$$, current_user::regrole);
 SELECT taskflow.create_template('ようこそ', '{{name}}様、ご入会ありがとうございます',
 	E'{{name}}様\n\nご登録ありがとうございます。', sender_name => '会員事務局',
 	sender_address => 'info@example.jp');
@@ -108,6 +116,15 @@ like($before, qr/history 山田太郎 applied フォロー 2026-04-04 10:00/,
 
 my ($rc, $out, $err) = $node->psql('updated', 'ALTER EXTENSION taskflow UPDATE');
 is($rc, 0, "ALTER EXTENSION taskflow UPDATE succeeds") or diag($err);
+is($node->safe_psql('updated',
+		"SELECT string_agg(name || ' ' || properties::text, ', ' ORDER BY criteria_id) FROM taskflow.criteria"),
+	'体験・有料会員 {}, ゴールド会員 {plan}, 綴り違い {}',
+	'the update records the properties 0.1 criteria read by containment');
+like($err, qr/WARNING:  criteria "綴り違い": unknown property "plann"/,
+	'and names, in a warning, a saved criteria that 0.2 would refuse');
+my (undef, undef, $drop_err) = $node->psql('updated', "SELECT taskflow.drop_property('plan')");
+like($drop_err, qr/property "plan" is used by criteria "ゴールド会員"/,
+	'so the property can no longer be dropped under it');
 is($node->safe_psql('updated', "SELECT extversion FROM pg_extension WHERE extname = 'taskflow'"),
 	$current, "the database is now at $current");
 

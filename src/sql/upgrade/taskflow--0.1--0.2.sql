@@ -2988,3 +2988,30 @@ BEGIN
 	DO UPDATE SET description = coalesce(EXCLUDED.description, k.description);
 END
 $$;
+
+-- 0.2 records the custom properties a criteria reads with @>, <@ or a
+-- subscript (properties['plan']), so that they cannot be dropped or retyped
+-- under it.  Record them for the criteria saved by 0.1; a criteria that 0.2
+-- would refuse keeps what it had and runs as before, named in a warning.
+DO $$
+DECLARE
+	r record;
+	props text[];
+BEGIN
+	FOR r IN SELECT c.criteria_id, c.name, c.owner, c.expression, c.properties
+			   FROM taskflow.criteria c ORDER BY c.criteria_id LOOP
+		BEGIN
+			SELECT v.properties INTO props
+			  FROM taskflow._criteria_validate(r.owner, r.expression, r.name) v;
+			IF props IS DISTINCT FROM r.properties THEN
+				UPDATE taskflow.criteria SET properties = props
+				 WHERE criteria_id OPERATOR(pg_catalog.=) r.criteria_id;
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING '%', SQLERRM
+				USING DETAIL = 'The criteria was saved by taskflow 0.1; it runs as before.',
+					  HINT = 'Correct it with taskflow.save_criteria().';
+		END;
+	END LOOP;
+END
+$$;
