@@ -49,6 +49,16 @@ SELECT taskflow.define_property('size', 'list', ARRAY['S', '　']);
 SELECT taskflow.define_property('size', 'list', ARRAY['S', E'M\n']);
 SELECT taskflow.define_property('size', 'list', ARRAY['S', 'M', ' M']);
 SELECT taskflow.drop_property('size');
+-- a new type, fewer list values or a drop waits for open transactions
+-- that write members (test/specs/property_retype.spec), so it needs READ
+-- COMMITTED to see what they wrote; a new description waits for nobody
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT taskflow.define_property('company', 'text', description => '会社名');
+SELECT taskflow.define_property('company', 'number');
+ROLLBACK;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT taskflow.drop_property('company');
+ROLLBACK;
 
 ---------------------------------------------------------------- members
 INSERT INTO taskflow.member (external_id, email, name, name_kana, status, joined_at, expires_at, birthday, tags, properties) VALUES
@@ -175,9 +185,28 @@ SELECT taskflow.leave_group(3, 'オンラインサロン', '2026-11-05 10:00+09'
 SELECT taskflow.leave_group(3, 'オンラインサロン', '2026-11-15 10:00+09');
 SELECT kind, occurred_at, detail FROM taskflow.timeline(3) WHERE kind LIKE 'group%' ORDER BY occurred_at;
 SELECT taskflow.join_group(2, '存在しない');
+-- however a stay is written (INSERT, COPY, UPDATE), it cannot overlap
+-- another stay of the member in the group
+INSERT INTO taskflow.group_membership (member_id, group_id, joined_at, left_at)
+VALUES (3, taskflow.group_id('オンラインサロン'), '2026-10-20 10:00+09', '2026-10-25 10:00+09');
+INSERT INTO taskflow.group_membership (member_id, group_id, joined_at)
+VALUES (3, taskflow.group_id('オンラインサロン'), '2026-09-01 10:00+09');
+UPDATE taskflow.group_membership SET left_at = '2026-11-12 10:00+09'
+ WHERE member_id = 3 AND joined_at = '2026-10-01 10:00+09';
+COPY taskflow.group_membership (member_id, group_id, joined_at, left_at) FROM stdin;
+3	1	2026-11-14 10:00:00+09	2026-11-20 10:00:00+09
+\.
+-- one may start the instant the one before ended
+INSERT INTO taskflow.group_membership (member_id, group_id, joined_at, left_at)
+VALUES (3, taskflow.group_id('オンラインサロン'), '2026-11-01 10:00+09', '2026-11-05 10:00+09');
+-- a second open stay is the unique index's: ON CONFLICT DO NOTHING still
+-- leaves a member already in the group as they are
+INSERT INTO taskflow.group_membership (member_id, group_id, joined_at)
+VALUES (1, taskflow.group_id('オンラインサロン'), '2026-01-15 10:00+09')
+ON CONFLICT (member_id, group_id) WHERE left_at IS NULL DO NOTHING;
 SELECT m.external_id, g.name, gm.joined_at, gm.left_at
   FROM taskflow.group_membership gm JOIN taskflow.member m USING (member_id)
-  JOIN taskflow.member_group g USING (group_id) ORDER BY 1;
+  JOIN taskflow.member_group g USING (group_id) ORDER BY 1, 3;
 
 ---------------------------------------------------------------- events
 SELECT taskflow.record_payment(1, 5500, '2026-01-10', '2026-02-09', '2026-01-10 09:05+09') IS NOT NULL AS paid;

@@ -2,8 +2,9 @@
  * member_write.c
  *		Validating and normalising what is written about a member: the
  *		member row (triggers member_before_insert and member_before_update)
- *		and its timeline events (event_before_insert and
- *		event_before_update), both in src/sql/11_member_validation.sql.
+ *		its timeline events (event_before_insert and event_before_update)
+ *		and its stays in groups (group_membership_before_write), all in
+ *		src/sql/11_member_validation.sql.
  *
  * Row triggers in C because they run for every member the engine changes:
  * an UPDATE of a batch adding a tag calls the member trigger once per
@@ -15,7 +16,12 @@
  * (taskflow.check_property_value), and the tags, which it trims, sorts
  * (the database's collation) and de-duplicates.  For an event: the kind (a
  * row of taskflow.event_kind), a finite occurred_at, and for a payment a
- * finite amount of 0 or more and a period, as record_payment() requires.
+ * finite amount of 0 or more and a period, as record_payment() requires;
+ * and recorded_by, the role that wrote the event: a role other than a
+ * superuser or the extension owner cannot set it, its own name is written
+ * there (taskflow's own code runs as the owner and names the writer
+ * itself: a delivery worker, 'taskflow', the operator who cancelled a
+ * message).
  * Statuses and kinds found are remembered for the rest of the statement,
  * so a COPY of many rows looks each one up once.  A bad row is refused
  * with an error naming the member, before the foreign keys (checked only
@@ -57,12 +63,17 @@
 #include "utils/numeric.h"
 #include "utils/rangetypes.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 #include "utils/varlena.h"
 
+#include "privileges.h"
+#include "spi_util.h"
+
 PG_FUNCTION_INFO_V1(taskflow_member_before_write);
 PG_FUNCTION_INFO_V1(taskflow_event_before_write);
+PG_FUNCTION_INFO_V1(taskflow_group_membership_before_write);
 
 /* longest tag, in characters */
 #define TAG_MAX_CHARS 100
@@ -78,6 +89,33 @@ PG_FUNCTION_INFO_V1(taskflow_event_before_write);
 #define KIND_QUERY \
 	"SELECT FROM taskflow.event_kind k WHERE k.kind OPERATOR(pg_catalog.=) $1"
 
+/* locking a group's row (writes of its stays take turns); its name */
+#define GROUP_LOCK_QUERY \
+	"SELECT g.name FROM taskflow.member_group g" \
+	" WHERE g.group_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE"
+/*
+ * The stays of member $1 in group $2 that overlap [$3, $4) (NULL $4: open),
+ * but the stay $5, $6, $7 being updated; two open stays first.
+ */
+#define OVERLAP_QUERY \
+	"SELECT gm.joined_at, gm.left_at," \
+	"       gm.left_at IS NULL AND $4 IS NULL AS both_open" \
+	"  FROM taskflow.group_membership gm" \
+	" WHERE gm.member_id OPERATOR(pg_catalog.=) $1" \
+	"   AND gm.group_id OPERATOR(pg_catalog.=) $2" \
+	"   AND gm.joined_at OPERATOR(pg_catalog.<)" \
+	"       COALESCE($4, 'infinity'::pg_catalog.timestamptz)" \
+	"   AND $3 OPERATOR(pg_catalog.<)" \
+	"       COALESCE(gm.left_at, 'infinity'::pg_catalog.timestamptz)" \
+	"   AND ($5 IS NULL OR NOT (gm.member_id OPERATOR(pg_catalog.=) $5" \
+	"        AND gm.group_id OPERATOR(pg_catalog.=) $6" \
+	"        AND gm.joined_at OPERATOR(pg_catalog.=) $7))" \
+	" ORDER BY 3 DESC, gm.joined_at LIMIT 1"
+
+/* prepared once per backend */
+static SPIPlanPtr group_lock_plan = NULL;
+static SPIPlanPtr overlap_plan = NULL;
+
 /* What the trigger keeps between rows (in fn_extra). */
 typedef struct MemberWriteCache
 {
@@ -91,6 +129,7 @@ typedef struct MemberWriteCache
 typedef struct EventWriteCache
 {
 	List	   *known_kinds;		/* event kinds found in this statement */
+	Oid			extension_owner;	/* owner of the taskflow extension */
 } EventWriteCache;
 
 /*
@@ -690,10 +729,46 @@ IsPayment(Datum kind)
 }
 
 /*
+ * WriterSetsRecordedBy says whether the current role may write recorded_by
+ * as it likes: a superuser, or the extension owner, which taskflow's own
+ * code (the engine's bookkeeping, the delivery functions, the SECURITY
+ * DEFINER functions) runs as.
+ */
+static bool
+WriterSetsRecordedBy(EventWriteCache *cache)
+{
+	return superuser() || GetUserId() == cache->extension_owner;
+}
+
+/*
+ * StampRecordedBy returns the event row with recorded_by set to the name of
+ * the current role, the one writing it (unchanged when it already says so).
+ */
+static HeapTuple
+StampRecordedBy(HeapTuple tuple, TupleDesc desc)
+{
+	int			attnum = SPI_fnumber(desc, "recorded_by");
+	char	   *writer = GetUserNameFromId(GetUserId(), false);
+	Datum		value;
+	bool		isnull;
+	bool		replace_null = false;
+
+	if (attnum <= 0)
+		elog(ERROR, "taskflow: taskflow.event has no column \"recorded_by\"");
+	value = heap_getattr(tuple, attnum, desc, &isnull);
+	if (!isnull && strcmp(TextDatumGetCString(value), writer) == 0)
+		return tuple;
+	value = CStringGetTextDatum(writer);
+	return heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &replace_null);
+}
+
+/*
  * taskflow.event_before_write() — BEFORE INSERT / UPDATE row trigger on
  * taskflow.event: the kind exists, occurred_at is finite, a payment has a
- * finite amount of 0 or more and a period (see the file header).  An
- * unknown member is left to the foreign key, which names the member_id.
+ * finite amount of 0 or more and a period, recorded_by names the role
+ * writing it unless that is a superuser or the extension owner (see the
+ * file header).  An unknown member is left to the foreign key, which names
+ * the member_id.
  */
 Datum
 taskflow_event_before_write(PG_FUNCTION_ARGS)
@@ -714,8 +789,11 @@ taskflow_event_before_write(PG_FUNCTION_ARGS)
 
 	cache = (EventWriteCache *) fcinfo->flinfo->fn_extra;
 	if (cache == NULL)
-		cache = fcinfo->flinfo->fn_extra =
-			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(EventWriteCache));
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(EventWriteCache));
+		cache->extension_owner = TaskflowExtensionOwner();
+		fcinfo->flinfo->fn_extra = cache;
+	}
 	desc = trigdata->tg_relation->rd_att;
 
 	kind = Column(newtuple, desc, "kind", &kindnull);
@@ -734,5 +812,145 @@ taskflow_event_before_write(PG_FUNCTION_ARGS)
 		value = Column(newtuple, desc, "period", &isnull);
 		CheckPaymentPeriod(value, isnull, newtuple, desc);
 	}
+	if (!WriterSetsRecordedBy(cache))
+		newtuple = StampRecordedBy(newtuple, desc);
+	return PointerGetDatum(newtuple);
+}
+
+/*
+ * StayText describes a stay for messages: "from A to B", or "from A on"
+ * for one still open.
+ */
+static char *
+StayText(Datum joined_at, Datum left_at, bool open)
+{
+	char	   *from = DatumGetCString(DirectFunctionCall1(timestamptz_out, joined_at));
+
+	if (open)
+		return psprintf("from %s on", from);
+	return psprintf("from %s to %s", from,
+					DatumGetCString(DirectFunctionCall1(timestamptz_out, left_at)));
+}
+
+/*
+ * OverlappingStay looks for another stay of the member in the group that
+ * overlaps the one written (args as OVERLAP_QUERY's; nulls as SPI's), and
+ * describes it (StayText, allocated in cxt); NULL when there is none, or
+ * when both are open (the unique index group_membership_open_idx decides
+ * then, so that INSERT ... ON CONFLICT DO NOTHING stays a no-op for a
+ * member already in the group).  It reads the latest snapshot, as the
+ * foreign key checks do: a stay committed by the transaction the group
+ * lock waited for is seen whatever the isolation level.
+ */
+static char *
+OverlappingStay(Datum *args, const char *nulls, MemoryContext cxt)
+{
+	Oid			argtypes[7] = {INT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+							   INT8OID, INT4OID, TIMESTAMPTZOID};
+	HeapTuple	row;
+	TupleDesc	desc;
+	Datum		joined_at;
+	Datum		left_at;
+	bool		open;
+	int			rc;
+
+	if (overlap_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(OVERLAP_QUERY, 7, argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "taskflow: preparing the stay overlap query failed: %s",
+				 SPI_result_code_string(SPI_result));
+		overlap_plan = plan;
+	}
+	rc = SPI_execute_snapshot(overlap_plan, args, nulls, GetLatestSnapshot(),
+							  InvalidSnapshot, false, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "taskflow: the stay overlap query failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return NULL;
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	if (DatumGetBool(SPI_getbinval(row, desc, 3, &open)))
+		return NULL;
+	joined_at = SPI_getbinval(row, desc, 1, &open);
+	left_at = SPI_getbinval(row, desc, 2, &open);
+	return MemoryContextStrdup(cxt, StayText(joined_at, left_at, open));
+}
+
+/*
+ * taskflow.group_membership_before_write() — BEFORE INSERT / UPDATE row
+ * trigger on taskflow.group_membership: refuses a stay of a member in a
+ * group that overlaps another stay of the same member in the same group,
+ * whatever writes it (join_group(), the engine's join_group action,
+ * INSERT, COPY, UPDATE), so that in_group() and the group predicates find
+ * one stay at any instant.  Stays are half-open, [joined_at, left_at); the
+ * next may start the instant the one before ends.  Writes of a group's
+ * stays take turns: the group's row is locked (as the extension owner,
+ * since writers of stays may not lock it) until the transaction ends, so
+ * two transactions cannot each add a stay the other does not see.  NULLs,
+ * an unknown group and a second open stay are left to the constraints,
+ * which name them; skipped in a superuser's restore like the other checks.
+ */
+Datum
+taskflow_group_membership_before_write(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			lock_type[1] = {INT4OID};
+	TaskflowSavedUser saved;
+	HeapTuple	newtuple;
+	HeapTuple	oldtuple = NULL;
+	TupleDesc	desc;
+	Datum		args[7];
+	char		nulls[7] = "       ";
+	bool		isnull[4];
+	char	   *group_name = NULL;
+	char	   *other = NULL;
+	int			i;
+
+	newtuple = WrittenRow(fcinfo, "group_membership_before_write", &oldtuple);
+	if (RestoringDump())
+		return PointerGetDatum(newtuple);
+	desc = trigdata->tg_relation->rd_att;
+	args[0] = Column(newtuple, desc, "member_id", &isnull[0]);
+	args[1] = Column(newtuple, desc, "group_id", &isnull[1]);
+	args[2] = Column(newtuple, desc, "joined_at", &isnull[2]);
+	args[3] = Column(newtuple, desc, "left_at", &isnull[3]);
+	if (isnull[0] || isnull[1] || isnull[2])
+		return PointerGetDatum(newtuple);
+	nulls[3] = isnull[3] ? 'n' : ' ';
+	for (i = 4; i < 7; i++)
+		nulls[i] = 'n';
+	if (oldtuple)
+	{
+		args[4] = Column(oldtuple, desc, "member_id", &isnull[0]);
+		args[5] = Column(oldtuple, desc, "group_id", &isnull[0]);
+		args[6] = Column(oldtuple, desc, "joined_at", &isnull[0]);
+		memset(nulls + 4, ' ', 3);
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "taskflow: SPI_connect failed");
+	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
+	if (TaskflowExecSaved(&group_lock_plan, GROUP_LOCK_QUERY, 1, lock_type,
+						  &args[1], NULL) > 0)
+	{
+		group_name = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1));
+		other = OverlappingStay(args, nulls, cxt);
+	}
+	TaskflowRestoreUser(&saved);
+	SPI_finish();
+
+	if (other)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXCLUSION_VIOLATION),
+				 errmsg("member %s cannot be in group \"%s\" %s: they were in it %s",
+						DatumGetCString(DirectFunctionCall1(int8out, args[0])), group_name,
+						StayText(args[2], args[3], isnull[3]), other),
+				 errhint("Stays of a member in one group cannot overlap: a stay may start when the one before ends (taskflow.leave_group())."),
+				 errtablecol(trigdata->tg_relation, SPI_fnumber(desc, "joined_at"))));
 	return PointerGetDatum(newtuple);
 }

@@ -136,7 +136,11 @@ CREATE TABLE taskflow.event (
 	amount		numeric,
 	period		daterange,
 	detail		jsonb NOT NULL DEFAULT '{}',
-	recorded_by text NOT NULL DEFAULT CURRENT_USER,
+	-- the role that wrote it: the event trigger forces the writing role's
+	-- name unless taskflow's own code (the extension owner) writes, and
+	-- that code names the writer; the default is for what it leaves out:
+	-- the login role that called one of its SECURITY DEFINER functions
+	recorded_by text NOT NULL DEFAULT SESSION_USER,
 	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	-- named for what it requires: a COPY of a bad row reports the name
 	CONSTRAINT event_detail_must_be_a_json_object

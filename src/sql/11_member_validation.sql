@@ -165,8 +165,11 @@ CREATE TRIGGER member_before_update
 -- the member), occurred_at is finite, and a payment has what
 -- record_payment() requires — a finite amount of 0 or more and a period
 -- of finite dates — so paid_count() and the other payment predicates never
--- count a refund, a NaN or a payment for no dates.  In C
--- (src/member_write.c), skipped in a superuser's restore like
+-- count a refund, a NaN or a payment for no dates.  recorded_by is the
+-- role that wrote the event: for any role but a superuser or the extension
+-- owner (which taskflow's own code runs as, naming the writer itself) the
+-- trigger writes that role's name there, whatever the statement gave.  In
+-- C (src/member_write.c), skipped in a superuser's restore like
 -- member_before_write.
 CREATE FUNCTION taskflow.event_before_write()
 RETURNS trigger
@@ -176,11 +179,34 @@ AS 'MODULE_PATHNAME', 'taskflow_event_before_write';
 CREATE TRIGGER event_before_insert
 	BEFORE INSERT ON taskflow.event
 	FOR EACH ROW EXECUTE FUNCTION taskflow.event_before_write();
+-- every UPDATE that changes something: it writes recorded_by too
 CREATE TRIGGER event_before_update
 	BEFORE UPDATE ON taskflow.event
 	FOR EACH ROW
-	WHEN (OLD.kind IS DISTINCT FROM NEW.kind
-		  OR OLD.occurred_at IS DISTINCT FROM NEW.occurred_at
-		  OR OLD.amount IS DISTINCT FROM NEW.amount
-		  OR OLD.period IS DISTINCT FROM NEW.period)
+	WHEN (OLD.* IS DISTINCT FROM NEW.*)
 	EXECUTE FUNCTION taskflow.event_before_write();
+
+-- Refuses a stay of a member in a group that overlaps another stay of the
+-- same member in the same group, whatever writes it (join_group(), the
+-- engine's join_group action, INSERT, COPY, UPDATE): in_group() and the
+-- group predicates read one stay at an instant.  Stays are half-open,
+-- [joined_at, left_at); the next may start the instant one ends.  A second
+-- open stay is left to the unique index group_membership_open_idx (so
+-- INSERT ... ON CONFLICT DO NOTHING stays a no-op for a member already in
+-- the group).  Writes of a group's stays take turns on the group's row, so
+-- two transactions cannot each add a stay the other does not see.  In C
+-- (src/member_write.c), skipped in a superuser's restore like
+-- member_before_write.
+CREATE FUNCTION taskflow.group_membership_before_write()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_group_membership_before_write';
+
+CREATE TRIGGER group_membership_before_insert
+	BEFORE INSERT ON taskflow.group_membership
+	FOR EACH ROW EXECUTE FUNCTION taskflow.group_membership_before_write();
+CREATE TRIGGER group_membership_before_update
+	BEFORE UPDATE ON taskflow.group_membership
+	FOR EACH ROW
+	WHEN (OLD.* IS DISTINCT FROM NEW.*)
+	EXECUTE FUNCTION taskflow.group_membership_before_write();

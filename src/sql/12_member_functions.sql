@@ -46,13 +46,42 @@ BEGIN
 END
 $$;
 
+-- Before a change of property definitions checks or removes the values
+-- members hold: waits for the transactions writing members to end, and
+-- keeps new member writes waiting until this transaction ends, so that a
+-- member written by a transaction still open cannot keep a value the check
+-- never saw.  The check must then see those members, so it needs READ
+-- COMMITTED, where each statement sees what committed before it (in
+-- REPEATABLE READ the snapshot was taken before the wait).  SHARE ROW
+-- EXCLUSIVE rather than SHARE: it conflicts with itself, so two such
+-- changes in transactions that go on to write members take turns instead
+-- of deadlocking.  Readers are not held up.  Called by define_property()
+-- and drop_property() (SECURITY DEFINER: it runs as the extension owner).
+CREATE FUNCTION taskflow._lock_member_values(action text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+		RAISE EXCEPTION 'cannot % in a % transaction', action,
+			upper(current_setting('transaction_isolation'))
+			USING ERRCODE = 'invalid_transaction_state',
+				  DETAIL = 'The check of the members'' values must see the members written by the transactions it waits for; this transaction''s snapshot is older.',
+				  HINT = 'Run it in a READ COMMITTED transaction (the default).';
+	END IF;
+	LOCK TABLE taskflow.member IN SHARE ROW EXCLUSIVE MODE;
+END
+$$;
+
 -- Defines a typed custom property.  Changing the type of a property some
 -- members already have is refused when any of their values would not fit,
 -- and while anything uses the property (taskflow.property_used_by());
 -- removing a list value is refused while a task's action sets it.  List
 -- values are trimmed of blanks (spaces, U+3000) like tags, and must be
 -- non-empty, without control characters and distinct.  A NULL description
--- keeps the one there was.
+-- keeps the one there was.  A new type or fewer list values first waits
+-- for open transactions that write members (_lock_member_values).
 CREATE FUNCTION taskflow.define_property(name text, type text,
 										 allowed_values text[] DEFAULT NULL,
 										 description text DEFAULT NULL)
@@ -139,6 +168,15 @@ BEGIN
 					  HINT = 'Keep the value in allowed_values, or change the task''s actions first.';
 		END IF;
 	END IF;
+	-- a new type or fewer list values: members written by transactions
+	-- still open must be checked too, so wait for them, and keep new
+	-- writers out until this commits (a new description needs neither)
+	IF old_type OPERATOR(pg_catalog.<>) type
+	   OR NOT (SELECT p.allowed_values FROM taskflow.custom_property p
+				WHERE p.name OPERATOR(pg_catalog.=) define_property.name)
+			  OPERATOR(pg_catalog.<@) allowed_values THEN
+		PERFORM taskflow._lock_member_values(format('change the type or list values of property "%s"', name));
+	END IF;
 
 	INSERT INTO taskflow.custom_property AS p (name, type, allowed_values, description)
 	VALUES (define_property.name, define_property.type,
@@ -160,6 +198,7 @@ END
 $$;
 
 -- Drops a custom property; members' values are removed only when asked.
+-- Waits for open transactions that write members (_lock_member_values).
 CREATE FUNCTION taskflow.drop_property(name text, remove_values boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -169,7 +208,7 @@ DECLARE
 	holders bigint;
 	user_name text;
 BEGIN
-	PERFORM FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name;
+	PERFORM FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'property "%" does not exist', name
 			USING ERRCODE = 'undefined_object';
@@ -180,6 +219,10 @@ BEGIN
 			USING ERRCODE = 'dependent_objects_still_exist',
 				  HINT = 'Change or drop what uses it first.';
 	END IF;
+	-- a member written by a transaction still open could keep a value of
+	-- the property dropped: wait for them (and count their values too);
+	-- the definition's row is locked first, in define_property()'s order
+	PERFORM taskflow._lock_member_values(format('drop property "%s"', name));
 	SELECT count(*) INTO holders FROM taskflow.member m
 	 WHERE m.properties OPERATOR(pg_catalog.?) drop_property.name;
 	IF holders OPERATOR(pg_catalog.>) 0 AND NOT remove_values THEN

@@ -40,7 +40,8 @@ GRANT EXECUTE ON FUNCTION
 	TO taskflow_app, taskflow_operator;
 
 -- the trigger functions run as whoever writes the member or the event
-GRANT EXECUTE ON FUNCTION taskflow.member_before_write(), taskflow.event_before_write()
+GRANT EXECUTE ON FUNCTION taskflow.member_before_write(), taskflow.event_before_write(),
+	taskflow.group_membership_before_write()
 	TO taskflow_app, taskflow_operator;
 
 -- writing member data and definitions

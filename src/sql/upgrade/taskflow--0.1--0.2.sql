@@ -996,6 +996,15 @@ BEGIN
 					  HINT = 'Keep the value in allowed_values, or change the task''s actions first.';
 		END IF;
 	END IF;
+	-- a new type or fewer list values: members written by transactions
+	-- still open must be checked too, so wait for them, and keep new
+	-- writers out until this commits (a new description needs neither)
+	IF old_type OPERATOR(pg_catalog.<>) type
+	   OR NOT (SELECT p.allowed_values FROM taskflow.custom_property p
+				WHERE p.name OPERATOR(pg_catalog.=) define_property.name)
+			  OPERATOR(pg_catalog.<@) allowed_values THEN
+		PERFORM taskflow._lock_member_values(format('change the type or list values of property "%s"', name));
+	END IF;
 
 	INSERT INTO taskflow.custom_property AS p (name, type, allowed_values, description)
 	VALUES (define_property.name, define_property.type,
@@ -2656,13 +2665,11 @@ GRANT EXECUTE ON FUNCTION taskflow.event_before_write() TO taskflow_app, taskflo
 CREATE TRIGGER event_before_insert
 	BEFORE INSERT ON taskflow.event
 	FOR EACH ROW EXECUTE FUNCTION taskflow.event_before_write();
+-- every UPDATE that changes something: it writes recorded_by too
 CREATE TRIGGER event_before_update
 	BEFORE UPDATE ON taskflow.event
 	FOR EACH ROW
-	WHEN (OLD.kind IS DISTINCT FROM NEW.kind
-		  OR OLD.occurred_at IS DISTINCT FROM NEW.occurred_at
-		  OR OLD.amount IS DISTINCT FROM NEW.amount
-		  OR OLD.period IS DISTINCT FROM NEW.period)
+	WHEN (OLD.* IS DISTINCT FROM NEW.*)
 	EXECUTE FUNCTION taskflow.event_before_write();
 
 -- Operators read every saved criteria: explain() names them (src/sql/20_criteria.sql).
@@ -3015,3 +3022,108 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- mf (review r5 F1, F5, group stays): a new property type, fewer list
+-- values or a dropped property wait for open transactions that write
+-- members (src/sql/12_member_functions.sql); recorded_by is the writing
+-- role for everyone but a superuser or the extension owner, its default
+-- the login role (src/member_write.c, src/sql/10_members.sql); stays of a
+-- member in a group cannot overlap however they are written
+-- (src/sql/11_member_validation.sql).
+ALTER TABLE taskflow.event ALTER COLUMN recorded_by SET DEFAULT SESSION_USER;
+
+-- Before a change of property definitions checks or removes the values
+-- members hold: waits for the transactions writing members to end, and
+-- keeps new member writes waiting until this transaction ends, so that a
+-- member written by a transaction still open cannot keep a value the check
+-- never saw.  The check must then see those members, so it needs READ
+-- COMMITTED, where each statement sees what committed before it (in
+-- REPEATABLE READ the snapshot was taken before the wait).  SHARE ROW
+-- EXCLUSIVE rather than SHARE: it conflicts with itself, so two such
+-- changes in transactions that go on to write members take turns instead
+-- of deadlocking.  Readers are not held up.  Called by define_property()
+-- and drop_property() (SECURITY DEFINER: it runs as the extension owner).
+CREATE FUNCTION taskflow._lock_member_values(action text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+		RAISE EXCEPTION 'cannot % in a % transaction', action,
+			upper(current_setting('transaction_isolation'))
+			USING ERRCODE = 'invalid_transaction_state',
+				  DETAIL = 'The check of the members'' values must see the members written by the transactions it waits for; this transaction''s snapshot is older.',
+				  HINT = 'Run it in a READ COMMITTED transaction (the default).';
+	END IF;
+	LOCK TABLE taskflow.member IN SHARE ROW EXCLUSIVE MODE;
+END
+$$;
+REVOKE ALL ON FUNCTION taskflow._lock_member_values(text) FROM PUBLIC;
+
+-- Drops a custom property; members' values are removed only when asked.
+-- Waits for open transactions that write members (_lock_member_values).
+CREATE OR REPLACE FUNCTION taskflow.drop_property(name text, remove_values boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	holders bigint;
+	user_name text;
+BEGIN
+	PERFORM FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'property "%" does not exist', name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	user_name := taskflow.property_used_by(name);
+	IF user_name IS NOT NULL THEN
+		RAISE EXCEPTION 'property "%" is used by %', name, user_name
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Change or drop what uses it first.';
+	END IF;
+	-- a member written by a transaction still open could keep a value of
+	-- the property dropped: wait for them (and count their values too);
+	-- the definition's row is locked first, in define_property()'s order
+	PERFORM taskflow._lock_member_values(format('drop property "%s"', name));
+	SELECT count(*) INTO holders FROM taskflow.member m
+	 WHERE m.properties OPERATOR(pg_catalog.?) drop_property.name;
+	IF holders OPERATOR(pg_catalog.>) 0 AND NOT remove_values THEN
+		RAISE EXCEPTION 'property "%" has values on % members', name, holders
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Pass remove_values => true to remove the values too.';
+	END IF;
+	UPDATE taskflow.member m SET properties = m.properties OPERATOR(pg_catalog.-) drop_property.name
+	 WHERE m.properties OPERATOR(pg_catalog.?) drop_property.name;
+	DELETE FROM taskflow.custom_property p WHERE p.name OPERATOR(pg_catalog.=) drop_property.name;
+END
+$$;
+
+-- Refuses a stay of a member in a group that overlaps another stay of the
+-- same member in the same group, whatever writes it (join_group(), the
+-- engine's join_group action, INSERT, COPY, UPDATE): in_group() and the
+-- group predicates read one stay at an instant.  Stays are half-open,
+-- [joined_at, left_at); the next may start the instant one ends.  A second
+-- open stay is left to the unique index group_membership_open_idx (so
+-- INSERT ... ON CONFLICT DO NOTHING stays a no-op for a member already in
+-- the group).  Writes of a group's stays take turns on the group's row, so
+-- two transactions cannot each add a stay the other does not see.  In C
+-- (src/member_write.c), skipped in a superuser's restore like
+-- member_before_write.
+CREATE FUNCTION taskflow.group_membership_before_write()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'taskflow_group_membership_before_write';
+
+REVOKE ALL ON FUNCTION taskflow.group_membership_before_write() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taskflow.group_membership_before_write() TO taskflow_app, taskflow_operator;
+
+CREATE TRIGGER group_membership_before_insert
+	BEFORE INSERT ON taskflow.group_membership
+	FOR EACH ROW EXECUTE FUNCTION taskflow.group_membership_before_write();
+CREATE TRIGGER group_membership_before_update
+	BEFORE UPDATE ON taskflow.group_membership
+	FOR EACH ROW
+	WHEN (OLD.* IS DISTINCT FROM NEW.*)
+	EXECUTE FUNCTION taskflow.group_membership_before_write();
