@@ -8,6 +8,8 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/syscache.h"
 
 #include "chain.h"
@@ -25,7 +27,8 @@ static const char *load_chain_sql =
 "       taskflow._anchor_sql(c.anchor, c.time_zone), c.anchor_yearly, c.anchor_change,"
 "       c.activation, COALESCE(s.wait_days, 0),"
 "       COALESCE(c.entry_interval,"
-"                pg_catalog.current_setting('taskflow.entry_interval')::interval)::text"
+"                pg_catalog.current_setting('taskflow.entry_interval')::interval)::text,"
+"       t.owner::oid, cr.owner::oid"
 "  FROM taskflow.chain c"
 "  JOIN taskflow.chain_step s ON s.chain_id OPERATOR(pg_catalog.=) c.chain_id"
 "  JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id"
@@ -59,6 +62,19 @@ ColumnInt(int i, int col)
 }
 
 /*
+ * ColumnOid reads an oid column of row i (NULL: InvalidOid).
+ */
+static Oid
+ColumnOid(int i, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+								  col, &isnull);
+
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
+/*
  * LoadStep fills one step from row i of the chain query.
  */
 static void
@@ -79,6 +95,8 @@ LoadStep(TaskflowStep step, int i, MemoryContext cxt)
 	step->template_id = ColumnInt(i, 16);
 	step->offset_days = ColumnInt(i, 23);
 	step->leave_on_mismatch = (strcmp(on_mismatch, "leave") == 0);
+	step->task_owner = ColumnOid(i, 25);
+	step->criteria_owner = ColumnOid(i, 26);
 }
 
 /*
@@ -166,15 +184,51 @@ TaskflowChainStepById(TaskflowChain chain, int step_id)
 }
 
 /*
+ * RoleLabel names a role for a message, by its OID if it was dropped.
+ */
+static char *
+RoleLabel(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	return name ? psprintf("\"%s\"", name) : psprintf("with OID %u", role);
+}
+
+/*
+ * StepOwnerProblem says why a step's task or criteria may not run with the
+ * chain owner's privileges: its owner, who may change it at any time, does
+ * not have them (a role membership revoked since the chain was built, or a
+ * chain of a database from before this was checked), or returns NULL.
+ */
+static char *
+StepOwnerProblem(TaskflowChain chain, TaskflowStep step)
+{
+	if (!has_privs_of_role(step->task_owner, chain->owner))
+		return psprintf("task \"%s\" of chain \"%s\" belongs to role %s, which does not have "
+						"the privileges of the chain's owner %s, with which the chain would run it",
+						step->task_name, chain->name, RoleLabel(step->task_owner),
+						RoleLabel(chain->owner));
+	if (OidIsValid(step->criteria_owner) &&
+		!has_privs_of_role(step->criteria_owner, chain->owner))
+		return psprintf("criteria \"%s\" of task \"%s\" in chain \"%s\" belongs to role %s, which "
+						"does not have the privileges of the chain's owner %s, with which the chain would run it",
+						step->criteria_name, step->task_name, chain->name,
+						RoleLabel(step->criteria_owner), RoleLabel(chain->owner));
+	return NULL;
+}
+
+/*
  * TaskflowOwnerProblem says why the chain's owner cannot run it (the role
  * was dropped, or could log in when it created the chain and no longer
- * may: an account that was locked), or returns NULL when it can.
+ * may: an account that was locked; or a task or criteria belongs to a role
+ * without the owner's privileges), or returns NULL when it can.
  */
 char *
 TaskflowOwnerProblem(TaskflowChain chain)
 {
 	HeapTuple	tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(chain->owner));
 	char	   *problem = NULL;
+	int			i;
 
 	if (!HeapTupleIsValid(tuple))
 		return psprintf("the owner role (OID %u) of chain \"%s\" no longer exists",
@@ -185,5 +239,7 @@ TaskflowOwnerProblem(TaskflowChain chain)
 						   NameStr(((Form_pg_authid) GETSTRUCT(tuple))->rolname),
 						   chain->name);
 	ReleaseSysCache(tuple);
+	for (i = 0; problem == NULL && i < chain->nsteps; i++)
+		problem = StepOwnerProblem(chain, &chain->steps[i]);
 	return problem;
 }

@@ -22,6 +22,8 @@ typedef struct TaskflowStepData
 	int			template_id;	/* 0: no message */
 	int			offset_days;	/* anchor chains: days from the anchor */
 	bool		leave_on_mismatch;
+	Oid			task_owner;		/* who may change the task */
+	Oid			criteria_owner; /* who may change its criteria (or InvalidOid) */
 } TaskflowStepData;
 
 typedef TaskflowStepData *TaskflowStep;

@@ -146,12 +146,14 @@ TaskflowClockPush(TimestampTz instant)
 }
 
 /*
- * TaskflowClockPop restores the clock as it was before the matching push.
+ * TaskflowClockPop restores the clock as it was before the matching push,
+ * and every other setting changed since (user code in between must not
+ * leave any behind: see TaskflowUnpinSearchPath).
  */
 void
 TaskflowClockPop(int nest_level)
 {
-	AtEOXact_GUC(true, nest_level);
+	AtEOXact_GUC(false, nest_level);
 }
 
 /*

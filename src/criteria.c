@@ -1442,12 +1442,13 @@ CriteriaEnvPush(const char *search_path)
 }
 
 /*
- * CriteriaEnvPop restores the settings CriteriaEnvPush changed.
+ * CriteriaEnvPop restores the settings CriteriaEnvPush changed, and any the
+ * criteria changed (see TaskflowUnpinSearchPath).
  */
 void
 CriteriaEnvPop(int nest_level)
 {
-	AtEOXact_GUC(true, nest_level);
+	AtEOXact_GUC(false, nest_level);
 }
 
 /*

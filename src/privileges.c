@@ -141,12 +141,16 @@ TaskflowPinSearchPath(void)
 
 /*
  * TaskflowUnpinSearchPath restores the search_path TaskflowPinSearchPath
- * replaced.
+ * replaced, and every other setting changed since: code a user wrote (a
+ * criteria, an action) runs in between and may call set_config(); what it
+ * set must not stay in the session that ran it (the scheduler's, for
+ * every other chain).  "Abort" semantics restore all of them, as
+ * PostgreSQL does after running user code in index builds and VACUUM.
  */
 void
 TaskflowUnpinSearchPath(int nest_level)
 {
-	AtEOXact_GUC(true, nest_level);
+	AtEOXact_GUC(false, nest_level);
 }
 
 /*

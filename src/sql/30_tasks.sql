@@ -216,6 +216,11 @@ BEGIN
 	IF t.mode OPERATOR(pg_catalog.=) 'criteria_only' THEN
 		PERFORM taskflow._refuse_if_in_chain(t.task_id, t.name);
 	END IF;
+	-- a new criteria must suit every chain that uses the task
+	PERFORM taskflow._check_runs_as(c, t, ids.criteria_id)
+	   FROM taskflow.chain c
+	  WHERE c.chain_id OPERATOR(pg_catalog.=) ANY (SELECT s.chain_id FROM taskflow.chain_step s
+													 WHERE s.task_id OPERATOR(pg_catalog.=) t.task_id);
 	UPDATE taskflow.task AS u
 	   SET mode = t.mode, criteria_id = ids.criteria_id, actions = t.actions,
 		   template_id = ids.template_id, description = t.description,

@@ -32,6 +32,38 @@ BEGIN
 END
 $$;
 
+-- A chain runs its tasks' criteria and actions with its owner's privileges,
+-- while the task's owner, and its criteria's, may change them at any time:
+-- each must already have the chain owner's privileges, or the chain would
+-- run that role's code with privileges it does not have.  Refuses a task
+-- (with criteria_id its criteria, which may be a new one) otherwise.
+CREATE FUNCTION taskflow._check_runs_as(c taskflow.chain, t taskflow.task, criteria_id integer)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cr record;
+BEGIN
+	IF NOT pg_catalog.pg_has_role(t.owner, c.owner, 'USAGE') THEN
+		RAISE EXCEPTION 'chain "%" cannot use task "%" of role %', c.name, t.name, t.owner
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('A chain runs the criteria and actions of its tasks with the privileges of its owner, %s; role %s, which may change the task, does not have them.',
+								  c.owner, t.owner),
+				  HINT = format('Create the chain as role %s, or the task as role %s.', t.owner, c.owner);
+	END IF;
+	SELECT x.name, x.owner INTO cr FROM taskflow.criteria x
+	 WHERE x.criteria_id OPERATOR(pg_catalog.=) _check_runs_as.criteria_id;
+	IF FOUND AND NOT pg_catalog.pg_has_role(cr.owner, c.owner, 'USAGE') THEN
+		RAISE EXCEPTION 'chain "%" cannot use criteria "%" of role % (task "%")', c.name, cr.name, cr.owner, t.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('A chain runs the criteria of its tasks with the privileges of its owner, %s; role %s, which may change the criteria, does not have them.',
+								  c.owner, cr.owner),
+				  HINT = format('Give the task a criteria saved by role %s.', c.owner);
+	END IF;
+END
+$$;
+
 -- Refuses to make a task criteria_only or drop it while a chain uses it.
 CREATE FUNCTION taskflow._refuse_if_in_chain(task_id integer, task_name text)
 RETURNS void
@@ -349,6 +381,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Switch it to manual or auto first (taskflow.alter_task()).';
 	END IF;
+	PERFORM taskflow._check_runs_as(c, t, t.criteria_id);
 	IF c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
 		-- anchor chains: "wait" is the offset from the anchor
 		o := taskflow._parse_offset(wait);

@@ -306,6 +306,8 @@ BEGIN
 				WHEN r.st IS NULL AND matches_now THEN
 					format('matches the entry criteria %s now but not as of the next entry check (%s): does not enter then',
 						   quote_ident(r.entry_criteria), taskflow._local(entry_at, r.time_zone))
+				WHEN r.st IS NULL AND matches IS NULL AND r.paused_reason IS NOT NULL THEN
+					'its entry criteria is not evaluated while the chain is paused'
 				WHEN r.st IS NULL THEN
 					format('does not match the entry criteria %s', quote_ident(r.entry_criteria))
 				WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of

@@ -533,6 +533,8 @@ BEGIN
 				WHEN r.st IS NULL AND matches_now THEN
 					format('matches the entry criteria %s now but not as of the next entry check (%s): does not enter then',
 						   quote_ident(r.entry_criteria), taskflow._local(entry_at, r.time_zone))
+				WHEN r.st IS NULL AND matches IS NULL AND r.paused_reason IS NOT NULL THEN
+					'its entry criteria is not evaluated while the chain is paused'
 				WHEN r.st IS NULL THEN
 					format('does not match the entry criteria %s', quote_ident(r.entry_criteria))
 				WHEN r.st OPERATOR(pg_catalog.=) 'waiting' AND r.due OPERATOR(pg_catalog.>) as_of
@@ -2000,6 +2002,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Switch it to manual or auto first (taskflow.alter_task()).';
 	END IF;
+	PERFORM taskflow._check_runs_as(c, t, t.criteria_id);
 	IF c.schedule OPERATOR(pg_catalog.=) 'anchor' THEN
 		-- anchor chains: "wait" is the offset from the anchor
 		o := taskflow._parse_offset(wait);
@@ -3127,3 +3130,110 @@ CREATE TRIGGER group_membership_before_update
 	FOR EACH ROW
 	WHEN (OLD.* IS DISTINCT FROM NEW.*)
 	EXECUTE FUNCTION taskflow.group_membership_before_write();
+
+-- 0.2: a chain may use only tasks and criteria whose owners have the
+-- privileges of the chain's owner (review r8 F4)
+-- A chain runs its tasks' criteria and actions with its owner's privileges,
+-- while the task's owner, and its criteria's, may change them at any time:
+-- each must already have the chain owner's privileges, or the chain would
+-- run that role's code with privileges it does not have.  Refuses a task
+-- (with criteria_id its criteria, which may be a new one) otherwise.
+CREATE FUNCTION taskflow._check_runs_as(c taskflow.chain, t taskflow.task, criteria_id integer)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cr record;
+BEGIN
+	IF NOT pg_catalog.pg_has_role(t.owner, c.owner, 'USAGE') THEN
+		RAISE EXCEPTION 'chain "%" cannot use task "%" of role %', c.name, t.name, t.owner
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('A chain runs the criteria and actions of its tasks with the privileges of its owner, %s; role %s, which may change the task, does not have them.',
+								  c.owner, t.owner),
+				  HINT = format('Create the chain as role %s, or the task as role %s.', t.owner, c.owner);
+	END IF;
+	SELECT x.name, x.owner INTO cr FROM taskflow.criteria x
+	 WHERE x.criteria_id OPERATOR(pg_catalog.=) _check_runs_as.criteria_id;
+	IF FOUND AND NOT pg_catalog.pg_has_role(cr.owner, c.owner, 'USAGE') THEN
+		RAISE EXCEPTION 'chain "%" cannot use criteria "%" of role % (task "%")', c.name, cr.name, cr.owner, t.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('A chain runs the criteria of its tasks with the privileges of its owner, %s; role %s, which may change the criteria, does not have them.',
+								  c.owner, cr.owner),
+				  HINT = format('Give the task a criteria saved by role %s.', c.owner);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION taskflow._check_runs_as(taskflow.chain, taskflow.task, integer) FROM PUBLIC;
+
+-- alter_task: NULL arguments leave a setting unchanged; clear_criteria /
+-- clear_template remove them.  A mode change takes effect on the next run;
+-- members already pending stay pending until processed.
+CREATE OR REPLACE FUNCTION taskflow._alter_task(caller regrole, name text, mode text,
+									 criteria text, actions jsonb, template text,
+									 description text, show_on_dashboard boolean,
+									 assignee text, priority integer, on_mismatch text,
+									 clear_criteria boolean, clear_template boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t taskflow.task := taskflow._task_for(caller, name, true);
+	crit_name text;
+	tmpl_name text;
+	ids record;
+BEGIN
+	SELECT c.name INTO crit_name FROM taskflow.criteria c
+	 WHERE c.criteria_id OPERATOR(pg_catalog.=) t.criteria_id;
+	SELECT tm.name INTO tmpl_name FROM taskflow.template tm
+	 WHERE tm.template_id OPERATOR(pg_catalog.=) t.template_id;
+	crit_name := CASE WHEN clear_criteria THEN NULL ELSE coalesce(criteria, crit_name) END;
+	tmpl_name := CASE WHEN clear_template THEN NULL ELSE coalesce(template, tmpl_name) END;
+	t.mode := coalesce(mode, t.mode);
+	t.actions := coalesce(actions, t.actions);
+	t.description := coalesce(description, t.description);
+	t.show_on_dashboard := coalesce(show_on_dashboard, t.show_on_dashboard);
+	t.assignee := coalesce(assignee, t.assignee);
+	t.priority := coalesce(priority, t.priority);
+	t.on_mismatch := coalesce(on_mismatch, t.on_mismatch);
+	ids := taskflow._check_task(caller, t.name, t.mode, crit_name, t.actions, tmpl_name,
+								t.assignee, t.priority, t.on_mismatch);
+	IF t.mode OPERATOR(pg_catalog.=) 'criteria_only' THEN
+		PERFORM taskflow._refuse_if_in_chain(t.task_id, t.name);
+	END IF;
+	-- a new criteria must suit every chain that uses the task
+	PERFORM taskflow._check_runs_as(c, t, ids.criteria_id)
+	   FROM taskflow.chain c
+	  WHERE c.chain_id OPERATOR(pg_catalog.=) ANY (SELECT s.chain_id FROM taskflow.chain_step s
+													 WHERE s.task_id OPERATOR(pg_catalog.=) t.task_id);
+	UPDATE taskflow.task AS u
+	   SET mode = t.mode, criteria_id = ids.criteria_id, actions = t.actions,
+		   template_id = ids.template_id, description = t.description,
+		   show_on_dashboard = t.show_on_dashboard, assignee = t.assignee,
+		   priority = t.priority, on_mismatch = t.on_mismatch, updated_at = pg_catalog.now()
+	 WHERE u.task_id OPERATOR(pg_catalog.=) t.task_id;
+END
+$$;
+
+-- Chains built by 0.1 from another role's task or criteria whose owner
+-- lacks the chain owner's privileges pause at their next run, saying why:
+-- name them now.
+DO $$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN SELECT DISTINCT c.name AS chain, c.owner AS chain_owner, t.name AS task, t.owner AS task_owner
+			   FROM taskflow.chain c
+			   JOIN taskflow.chain_step s ON s.chain_id OPERATOR(pg_catalog.=) c.chain_id
+			   JOIN taskflow.task t ON t.task_id OPERATOR(pg_catalog.=) s.task_id
+			   LEFT JOIN taskflow.criteria cr ON cr.criteria_id OPERATOR(pg_catalog.=) t.criteria_id
+			  WHERE NOT pg_catalog.pg_has_role(t.owner, c.owner, 'USAGE')
+				 OR NOT pg_catalog.pg_has_role(coalesce(cr.owner, c.owner), c.owner, 'USAGE')
+			  ORDER BY 1, 3 LOOP
+		RAISE WARNING 'chain "%" of role % uses task "%" of role %, which lacks its privileges: the chain will pause',
+			r.chain, r.chain_owner, r.task, r.task_owner
+			USING HINT = 'Rebuild the chain as the role that owns its tasks and criteria.';
+	END LOOP;
+END
+$$;
