@@ -287,6 +287,30 @@ CheckNotBeforePending(const char *task_name, PendingRow *rows, uint64 nrows,
 }
 
 /*
+ * CheckNotInFuture refuses an as_of later than the real time to a caller
+ * who works the chain as an operator only: the owner's actions compute
+ * from as_of (an expiry extended by a month, the wait to the next step)
+ * and history is dated at it, so an operator, who may not write members,
+ * records work done, not work dated at will.  The owner's roles (and
+ * superusers) may simulate any instant.
+ */
+static void
+CheckNotInFuture(Oid caller, TaskflowChain chain, TimestampTz as_of)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (as_of <= now || has_privs_of_role(caller, chain->owner))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("as_of %s is in the future", timestamptz_to_str(as_of)),
+			 errdetail("An operator records work done on chain \"%s\": as_of may be any instant "
+					   "from when the member became pending up to now; nothing was changed.",
+					   chain->name),
+			 errhint("Leave as_of out to process as of now.")));
+}
+
+/*
  * CheckMayProcess lets operators (taskflow_operator) and members of the
  * chain owner's role work a chain's pending list.
  */
@@ -405,6 +429,7 @@ DoGroup(ManualAction action, Oid caller, const char *actor, int chain_id,
 	if (step == NULL)
 		elog(ERROR, "taskflow: step %d of chain %d vanished", step_id, chain_id);
 	CheckMayProcess(caller, run.chain);
+	CheckNotInFuture(caller, run.chain, as_of);
 	if (action != MANUAL_CANCEL)
 		CheckChainRuns(run.chain);
 	problem = TaskflowOwnerProblem(run.chain);
