@@ -387,8 +387,13 @@ TaskflowStopDeliveryWorkers(Oid dboid)
 
 /* ---------------------------------------------------------------- worker */
 
+/* set when the worker exits because it is no longer wanted */
+static bool slot_retired = false;
+
 /*
- * ClearSlot forgets this worker in shared memory when it exits.
+ * ClearSlot forgets this worker in shared memory when it exits; a worker
+ * no longer wanted (fewer delivery_workers, the database not served)
+ * frees the slot, so delivery_status no longer lists it.
  */
 static void
 ClearSlot(int code, Datum arg)
@@ -398,6 +403,8 @@ ClearSlot(int code, Datum arg)
 	{
 		my_slot->pid = 0;
 		my_slot->latch = NULL;
+		if (slot_retired)
+			memset(my_slot, 0, sizeof(DeliverySlot));
 	}
 	LWLockRelease(delivery_shared->lock);
 	/* the launcher that started this worker may be gone: wake the current one */
@@ -1404,6 +1411,7 @@ taskflow_delivery_main(Datum arg)
 			ereport(LOG,
 					(errmsg("taskflow delivery worker %d of database \"%s\" is no longer needed",
 							my_number, dbname)));
+			slot_retired = true;
 			proc_exit(0);
 		}
 		if (!taskflow_enabled)

@@ -162,7 +162,9 @@ static const char *record_error_sql =
 "       paused_at = CASE WHEN c.consecutive_failures OPERATOR(pg_catalog.+) 1"
 "                             OPERATOR(pg_catalog.>=) c.pause_after_failures"
 "                        THEN $3 ELSE c.paused_at END"
-" WHERE c.chain_id OPERATOR(pg_catalog.=) $1";
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1"
+" RETURNING c.paused_at OPERATOR(pg_catalog.=) $3 AND c.paused_reason IS NOT NULL,"
+"           c.paused_reason";
 
 static const char *pause_sql =
 "UPDATE taskflow.chain c SET paused_reason = $2, paused_at = $3, last_error = $2,"
@@ -258,14 +260,27 @@ TaskflowRecordError(TaskflowRun run, TaskflowStep step, ErrorData *edata)
 	char		nulls[8] = "        ";
 	TaskflowSavedUser saved;
 
+	bool		isnull;
+	char	   *paused = NULL;
+
 	TaskflowErrorRow(run, step, edata, values, nulls);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
 	TaskflowExec(record_error_sql, 8, types, values, nulls);
 	TaskflowRestoreUser(&saved);
+	/* this failure paused it: say so, as a lost owner's pause does */
+	if (SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+		!isnull)
+		paused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	ereport(WARNING,
 			(errmsg("taskflow: chain \"%s\" failed: %s", run->chain->name,
 					edata->message),
 			 errdetail("The batch was rolled back; the error is in taskflow.chain_error.")));
+	if (paused)
+		ereport(WARNING,
+				(errmsg("taskflow: chain \"%s\" paused: %s", run->chain->name, paused),
+				 errhint("Fix the cause, then resume it with taskflow.enable_chain('%s').",
+						 run->chain->name)));
 }
 
 /*

@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "delivery.h"
 #include "launcher.h"
@@ -476,6 +477,57 @@ ForgetMissingDatabases(Oid *present, int npresent)
 }
 
 /*
+ * WarnUnknownListed warns, once for each value of taskflow.databases, about
+ * a listed name no database has (names are compared as written: a
+ * database "Salon" listed as salon is not served).  names: the databases'
+ * names, as found by the scan.
+ */
+static void
+WarnUnknownListed(List *names)
+{
+	static char *checked = NULL;	/* the value last checked */
+	char	   *copy;
+	List	   *listed;
+	ListCell   *lc;
+
+	if (taskflow_databases == NULL || strcmp(taskflow_databases, "*") == 0 ||
+		(checked != NULL && strcmp(checked, taskflow_databases) == 0))
+		return;
+	if (checked)
+		pfree(checked);
+	checked = MemoryContextStrdup(TopMemoryContext, taskflow_databases);
+	copy = pstrdup(taskflow_databases);
+	if (!SplitGUCList(copy, ',', &listed))
+		return;
+	foreach(lc, listed)
+	{
+		char	   *name = lfirst(lc);
+		ListCell   *lc2;
+		char	   *folded = NULL;
+		bool		found = false;
+
+		foreach(lc2, names)
+		{
+			if (strcmp(lfirst(lc2), name) == 0)
+				found = true;
+			else if (pg_strcasecmp(lfirst(lc2), name) == 0)
+				folded = lfirst(lc2);
+		}
+		if (found)
+			continue;
+		if (folded)
+			ereport(WARNING,
+					(errmsg("taskflow.databases lists database \"%s\", which does not exist", name),
+					 errhint("Names are compared as written: list the database \"%s\" as %s.",
+							 folded, folded)));
+		else
+			ereport(WARNING,
+					(errmsg("taskflow.databases lists database \"%s\", which does not exist", name),
+					 errhint("It is served once it is created with taskflow installed.")));
+	}
+}
+
+/*
  * ScanDatabases starts a scheduler for every database that allows
  * connections, is not a template, is listed in taskflow.databases, and
  * has none running.  The slots of databases it no longer serves are freed,
@@ -496,6 +548,7 @@ ScanDatabases(void)
 	int			nfreed;
 	bool		slot_missing = false;
 	MemoryContext cxt = CurrentMemoryContext;
+	List	   *names = NIL;	/* every database's name (in the transaction) */
 
 	TakeCreatedDatabases();
 	StartTransactionCommand();
@@ -510,6 +563,7 @@ ScanDatabases(void)
 
 		if (npresent < 1024)
 			present[npresent++] = db->oid;
+		names = lappend(names, pstrdup(NameStr(db->datname)));
 		if (!db->datallowconn || db->datistemplate ||
 			!TaskflowServesDatabase(NameStr(db->datname)))
 			continue;
@@ -552,9 +606,10 @@ ScanDatabases(void)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	MemoryContextSwitchTo(cxt);
+	WarnUnknownListed(names);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
 	PublishWaiting(waiting, nwaiting);
 
 	/*

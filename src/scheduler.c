@@ -43,6 +43,10 @@ PGDLLEXPORT void taskflow_scheduler_main(Datum arg);
 
 bool		taskflow_in_worker = false;
 
+/* runs in a row that failed as a whole; RestartIfFailing's threshold */
+#define RESTART_AFTER_FAILURES 3
+static int	failed_in_a_row = 0;
+
 static TaskflowDbSlot my_slot = NULL;
 
 /*
@@ -187,6 +191,9 @@ RecordRun(RunResult *result, TimestampTz started, TimestampTz next_wakeup)
 		my_slot->last_errors = result->counts[4];
 	}
 	my_slot->next_wakeup_at = next_wakeup;
+	/* last_error says the last run failed: this one did not */
+	my_slot->last_error[0] = '\0';
+	my_slot->last_error_at = 0;
 	LWLockRelease(taskflow_shared->lock);
 }
 
@@ -321,6 +328,7 @@ RunOnce(TimestampTz *next_wakeup)
 		*next_wakeup = NextWakeup(&result);
 		if (runnable)
 			RecordRun(&result, started, *next_wakeup);
+		failed_in_a_row = 0;
 	}
 	PG_CATCH();
 	{
@@ -336,6 +344,7 @@ RunOnce(TimestampTz *next_wakeup)
 			ereport(LOG,
 					(errmsg("taskflow scheduler: run failed: %s", edata->message)));
 			RecordError(edata->message);
+			failed_in_a_row++;
 		}
 		FreeErrorData(edata);
 		*next_wakeup = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
@@ -389,6 +398,29 @@ MyDatabaseName(void)
 	name = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
 	CommitTransactionCommand();
 	return name;
+}
+
+/*
+ * RestartIfFailing exits cleanly after RESTART_AFTER_FAILURES runs in a row
+ * failed as a whole, for the launcher to start the scheduler again at
+ * once: a scheduler reads the settings of its database and role (ALTER
+ * DATABASE / ALTER ROLE ... SET) only when it starts, so one that fails
+ * because of such a setting (default_transaction_read_only during a
+ * maintenance freeze) would go on failing after the DBA reset it.
+ */
+static void
+RestartIfFailing(const char *dbname)
+{
+	if (failed_in_a_row < RESTART_AFTER_FAILURES)
+		return;
+	LWLockAcquire(taskflow_shared->lock, LW_EXCLUSIVE);
+	my_slot->started_at = 0;	/* a clean exit: restart at once */
+	LWLockRelease(taskflow_shared->lock);
+	ereport(LOG,
+			(errmsg("taskflow scheduler: %d runs in a row failed in database \"%s\"; starting again",
+					failed_in_a_row, dbname),
+			 errdetail("A new scheduler reads the database's and its role's settings again.")));
+	proc_exit(0);
 }
 
 /*
@@ -471,6 +503,7 @@ taskflow_scheduler_main(Datum arg)
 			MarkNoExtension();
 			proc_exit(0);
 		}
+		RestartIfFailing(dbname);
 		SleepUntil(next_wakeup);
 	}
 }

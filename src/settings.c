@@ -50,14 +50,15 @@ TaskflowSettingsInit(void)
 }
 
 /*
- * CheckDatabases accepts "*" or a comma-separated list of database names.
+ * CheckDatabases accepts "*" or a comma-separated list of database names
+ * (compared as written, upper case included; double quotes are optional).
  */
 static bool
 CheckDatabases(char **newval, void **extra, GucSource source)
 {
 	char	   *copy = pstrdup(*newval);
 	List	   *names;
-	bool		ok = SplitIdentifierString(copy, ',', &names);
+	bool		ok = SplitGUCList(copy, ',', &names);
 
 	if (!ok)
 		GUC_check_errdetail("List syntax is invalid.");
@@ -115,6 +116,8 @@ TaskflowWorkerSettingsInit(void)
 
 /*
  * TaskflowServesDatabase says whether taskflow.databases includes dbname.
+ * Names are compared as written: a database "Salon" is listed as Salon
+ * (SplitGUCList strips double quotes but does not fold case).
  */
 bool
 TaskflowServesDatabase(const char *dbname)
@@ -127,7 +130,7 @@ TaskflowServesDatabase(const char *dbname)
 	if (taskflow_databases == NULL || strcmp(taskflow_databases, "*") == 0)
 		return true;
 	copy = pstrdup(taskflow_databases);
-	if (!SplitIdentifierString(copy, ',', &names))
+	if (!SplitGUCList(copy, ',', &names))
 		return false;
 	foreach(lc, names)
 		if (strcmp((char *) lfirst(lc), dbname) == 0)
