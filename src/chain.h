@@ -57,6 +57,7 @@ typedef struct TaskflowCountsData
 	int64		pending;
 	int64		left;
 	int64		errors;
+	int64		busy;			/* chains skipped: another transaction held them */
 } TaskflowCountsData;
 
 typedef TaskflowCountsData *TaskflowCounts;

@@ -1103,7 +1103,7 @@ CompleteAndClaim(DeliveryJob *jobs, int njobs, MemoryContext cxt, DeliveryChanne
  * one share a transaction.  False when a step failed.
  */
 static bool
-DeliverChannel(DeliveryChannel *ch, MemoryContext cxt, bool *more)
+DeliverChannel(DeliveryChannel *ch, MemoryContext cxt, bool *more, bool *claimed)
 {
 	MemoryContext batch_cxt[2];
 	DeliveryJob *jobs = NULL;
@@ -1118,6 +1118,8 @@ DeliverChannel(DeliveryChannel *ch, MemoryContext cxt, bool *more)
 	njobs = ClaimBatch(ch, &jobs, batch_cxt[cur]);
 	if (njobs < 0)
 		ok = false;
+	if (njobs > 0)
+		*claimed = true;
 
 	for (round = 1; njobs > 0; round++)
 	{
@@ -1312,13 +1314,15 @@ DeliverRound(TimestampTz *wake_at, MemoryContext cxt)
 	bool		failed;
 	bool		has_next;
 	bool		more = false;
+	bool		claimed = false;
+	static int	unclaimable_ms = 0; /* back-off while "ready" rows stay locked */
 
 	MemoryContextReset(cxt);
 	*wake_at = latest;
 	if (!StartRound(&channels, cxt, &failed))
 		return false;
 	foreach(lc, channels)
-		if (!DeliverChannel((DeliveryChannel *) lfirst(lc), cxt, &more))
+		if (!DeliverChannel((DeliveryChannel *) lfirst(lc), cxt, &more, &claimed))
 			failed = true;
 	if (more && !failed)
 	{
@@ -1332,8 +1336,21 @@ DeliverRound(TimestampTz *wake_at, MemoryContext cxt)
 	if (failed)
 		*wake_at = TimestampTzPlusMilliseconds(now, 10000);
 	else if (has_next && next < latest)
-		/* not before 50 ms: a row ready now but not claimable waits a bit */
-		*wake_at = Max(next, TimestampTzPlusMilliseconds(now, 50));
+	{
+		/*
+		 * A row "ready now" this round could not claim: locked by another
+		 * transaction (a report blocked by an application's lock on its
+		 * member, an expired lease still held).  Wait 50 ms, doubling up
+		 * to 5 s while it stays so, instead of claiming nothing 20 times
+		 * a second (each claim a transaction that also wakes the
+		 * scheduler).
+		 */
+		if (claimed || next > now)
+			unclaimable_ms = 0;
+		else
+			unclaimable_ms = Min(Max(unclaimable_ms * 2, 50), 5000);
+		*wake_at = Max(next, TimestampTzPlusMilliseconds(now, Max(unclaimable_ms, 50)));
+	}
 	if (channels == NIL)
 		DeliveryForgetPools();
 	return true;

@@ -141,6 +141,7 @@ static const char *probe_sql =
 static SPIPlanPtr idle_chains_plan = NULL;
 static SPIPlanPtr probe_plan = NULL;
 static SPIPlanPtr lock_chain_plan = NULL;
+static SPIPlanPtr try_lock_chain_plan = NULL;
 static SPIPlanPtr finish_run_plan = NULL;
 static SPIPlanPtr finish_preview_run_plan = NULL;
 
@@ -176,6 +177,18 @@ static const char *lock_chain_sql =
 "SELECT FROM taskflow.chain c"
 " WHERE c.chain_id OPERATOR(pg_catalog.=) $1 AND c.enabled AND c.paused_reason IS NULL"
 "   FOR NO KEY UPDATE OF c";
+
+/*
+ * the scheduler's: does not wait; the second column says whether the chain
+ * is runnable, so that a chain held by another transaction is told apart
+ * from one that stopped
+ */
+static const char *try_lock_chain_sql =
+"SELECT (SELECT true FROM taskflow.chain l"
+"         WHERE l.chain_id OPERATOR(pg_catalog.=) c.chain_id"
+"           FOR NO KEY UPDATE OF l SKIP LOCKED) IS NOT NULL"
+"  FROM taskflow.chain c"
+" WHERE c.chain_id OPERATOR(pg_catalog.=) $1 AND c.enabled AND c.paused_reason IS NULL";
 
 static const char *finish_run_sql =
 "UPDATE taskflow.chain c SET last_run_at = $2,"
@@ -497,21 +510,37 @@ RunSteps(TaskflowRun run, TaskflowCounts total)
  * transaction is running the chain and holds it until this one ends.  Two
  * runs at once would both see a new member as not in the chain yet and
  * enter it (and apply and message its first step) twice.  False when the
- * chain was dropped, disabled or paused meanwhile.
+ * chain was dropped, disabled or paused meanwhile.  The scheduler does not
+ * wait: a chain another transaction holds (a client's run(), an
+ * alter_chain() or disable_chain() not committed yet) is skipped for this
+ * run and counted in counts->busy, so that one open transaction does not
+ * stop every other chain of the database.
  */
 static bool
-LockChain(int chain_id)
+LockChain(int chain_id, TaskflowCounts counts)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 	TaskflowSavedUser saved;
 	uint64		locked;
+	bool		isnull;
 
 	values[0] = Int32GetDatum(chain_id);
 	TaskflowBecomeUser(TaskflowExtensionOwner(), &saved);
-	locked = TaskflowExecSaved(&lock_chain_plan, lock_chain_sql, 1, types, values, NULL);
+	if (!taskflow_in_worker)
+	{
+		locked = TaskflowExecSaved(&lock_chain_plan, lock_chain_sql, 1, types, values, NULL);
+		TaskflowRestoreUser(&saved);
+		return locked > 0;
+	}
+	locked = TaskflowExecSaved(&try_lock_chain_plan, try_lock_chain_sql, 1, types, values, NULL);
 	TaskflowRestoreUser(&saved);
-	return locked > 0;
+	if (locked == 0)
+		return false;
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return true;
+	counts->busy++;
+	return false;
 }
 
 /*
@@ -528,7 +557,7 @@ TaskflowRunChain(int chain_id, TimestampTz as_of, TaskflowCounts counts)
 	bool		ok;
 
 	memset(&run, 0, sizeof(run));
-	if (!LockChain(chain_id))
+	if (!LockChain(chain_id, counts))
 		return true;
 	run.chain = TaskflowLoadChain(chain_id, CurrentMemoryContext);
 	if (run.chain == NULL)

@@ -62,6 +62,7 @@ typedef struct RunResult
 	int64		counts[5];
 	bool		has_next;
 	TimestampTz next;
+	bool		busy;			/* a chain was skipped: another transaction held it */
 } RunResult;
 
 /*
@@ -154,6 +155,7 @@ RunEngine(RunResult *result)
 	result->counts[2] = counts.pending;
 	result->counts[3] = counts.left;
 	result->counts[4] = counts.errors;
+	result->busy = counts.busy > 0;
 	if (TaskflowExecSaved(&next_wakeup_plan, next_wakeup_sql, 1, types, values, NULL) != 1)
 		elog(ERROR, "taskflow: reading the next wake-up failed");
 	result->next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
@@ -219,6 +221,14 @@ NextWakeup(RunResult *result)
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz latest = TimestampTzPlusMilliseconds(now, taskflow_safety_interval * 1000L);
 
+	if (result->busy)
+	{
+		/* a chain held by another transaction: look again in a second */
+		TimestampTz again = TimestampTzPlusMilliseconds(now, 1000);
+
+		if (!result->has_next || result->next < again)
+			return again;
+	}
 	if (!result->has_next || result->next > latest)
 		return latest;
 	return result->next < now ? now : result->next;

@@ -11,7 +11,9 @@
 #     the scheduler starts again, reading the database's settings anew; and
 #     worker_status.last_error clears at the first run that works;
 #  4. a chain paused after pause_after_failures failing runs says "paused"
-#     in the server log, which operations.md tells the DBA to alert on.
+#     in the server log, which operations.md tells the DBA to alert on;
+#  5. a transaction left open holding one chain (a disable_chain() not
+#     committed yet) does not stop the other chains of the database.
 
 use strict;
 use warnings;
@@ -118,5 +120,28 @@ ok(defined TaskflowTest::wait_for($node, 'shop',
 like(slurp_file($node->logfile),
 	qr/WARNING:  taskflow: chain "ポイント" paused: paused after 2 consecutive failures; last: relation "public.points" does not exist/,
 	'and the server log says "paused", with the reason');
+
+# ---- 5. a chain held by an open transaction is skipped, the others run ---------
+
+$node->safe_psql('shop', <<'SQL');
+SELECT taskflow.create_task('その他タグ', 'auto', actions => '[{"add_tag": "その他済"}]');
+SELECT taskflow.create_chain('その他', ARRAY['その他タグ'], time_zone => 'Asia/Tokyo',
+	entry_interval => '1 second');
+SQL
+my $holder = $node->background_psql('shop');
+$holder->query_safe("BEGIN; SELECT taskflow.disable_chain('歓迎');");
+$node->safe_psql('shop',
+	"INSERT INTO taskflow.member (external_id, email, name) VALUES ('d-3', 'nomura\@example.jp', '野村花子')");
+ok(defined TaskflowTest::wait_for($node, 'shop',
+		"SELECT tags @> '{その他済}' FROM taskflow.member WHERE external_id = 'd-3'", seconds => 15),
+	'while a transaction holds chain 歓迎 (disable_chain not committed), chain その他 runs');
+ok(TaskflowTest::holds($node, 'shop',
+		"SELECT NOT tags @> '{歓迎済}' FROM taskflow.member WHERE external_id = 'd-3'", seconds => 2),
+	'and 歓迎 waits');
+$holder->query_safe('ROLLBACK');
+$holder->quit;
+ok(defined TaskflowTest::wait_for($node, 'shop',
+		"SELECT tags @> '{歓迎済}' FROM taskflow.member WHERE external_id = 'd-3'", seconds => 15),
+	'once the transaction ends, 歓迎 runs too');
 
 done_testing();
