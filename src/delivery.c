@@ -78,6 +78,7 @@ typedef struct DeliverySlot
 	int			number;			/* 1 .. taskflow.delivery_workers */
 	pid_t		pid;			/* 0: not running */
 	bool		held;			/* the database's automation is held */
+	bool		no_worker_slot; /* could not be started: max_worker_processes */
 	Latch	   *latch;
 	TimestampTz started_at;
 	TimestampTz last_batch_at;
@@ -285,6 +286,44 @@ DeliveryWorkerRunning(Oid dboid, int number)
 }
 
 /*
+ * MarkNoWorkerSlot records in shared memory (for delivery_status) that a
+ * database's delivery worker could not be started for want of a
+ * background worker slot, or clears that once it could.
+ */
+static void
+MarkNoWorkerSlot(Oid dboid, int number, bool waiting)
+{
+	DeliverySlot *slot = NULL;
+	int			i;
+
+	LWLockAcquire(delivery_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < delivery_shared->nslots && slot == NULL; i++)
+		if (delivery_shared->slots[i].dboid == dboid &&
+			delivery_shared->slots[i].number == number)
+			slot = &delivery_shared->slots[i];
+	for (i = 0; i < delivery_shared->nslots && slot == NULL && waiting; i++)
+		if (delivery_shared->slots[i].pid == 0 && !delivery_shared->slots[i].no_worker_slot)
+		{
+			slot = &delivery_shared->slots[i];
+			memset(slot, 0, sizeof(DeliverySlot));
+			slot->dboid = dboid;
+			slot->number = number;
+		}
+	if (slot && slot->pid == 0)
+	{
+		slot->no_worker_slot = waiting;
+		if (waiting)
+		{
+			slot->last_error_at = GetCurrentTimestamp();
+			strlcpy(slot->last_error,
+					"could not be started: no background worker slot is free (raise max_worker_processes)",
+					TASKFLOW_ERROR_LEN);
+		}
+	}
+	LWLockRelease(delivery_shared->lock);
+}
+
+/*
  * TaskflowStartDeliveryWorkers (in the launcher) starts the database's
  * missing delivery workers, numbers 1 .. taskflow.delivery_workers, while
  * its scheduler runs (scheduler_started: the launcher has a live handle).  A worker that stopped within 5 s of its start
@@ -339,13 +378,20 @@ TaskflowStartDeliveryWorkers(TaskflowDeliveryHandles *handles, Oid dboid,
 		if (!RegisterDynamicBackgroundWorker(&worker, &handles->handle[i]))
 		{
 			handles->handle[i] = NULL;
-			ereport(WARNING,
-					(errmsg("taskflow: could not start delivery worker %d for database \"%s\"",
-							number, dbname),
-					 errhint("Raise max_worker_processes.")));
+			if (!handles->warned[i])
+				ereport(WARNING,
+						(errmsg("taskflow: could not start delivery worker %d for database \"%s\": no background worker slot is free",
+								number, dbname),
+						 errdetail("It is tried again every 5 seconds; this is logged once, and delivery_status shows it."),
+						 errhint("Raise max_worker_processes.")));
+			handles->warned[i] = true;
+			MarkNoWorkerSlot(dboid, number, true);
 			*retry_soon = true;
 			return;
 		}
+		if (handles->warned[i])
+			MarkNoWorkerSlot(dboid, number, false);
+		handles->warned[i] = false;
 	}
 }
 
@@ -383,6 +429,13 @@ TaskflowStopDeliveryWorkers(Oid dboid)
 		pg_usleep(10000L);
 		CHECK_FOR_INTERRUPTS();
 	}
+	/* and forget those that could not be started */
+	LWLockAcquire(delivery_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < delivery_shared->nslots; i++)
+		if (delivery_shared->slots[i].dboid == dboid &&
+			delivery_shared->slots[i].pid == 0 && delivery_shared->slots[i].no_worker_slot)
+			memset(&delivery_shared->slots[i], 0, sizeof(DeliverySlot));
+	LWLockRelease(delivery_shared->lock);
 }
 
 /* ---------------------------------------------------------------- worker */
@@ -431,7 +484,7 @@ ClaimSlot(Oid dboid)
 			my_slot = s;
 			break;
 		}
-		if (free_slot == NULL && s->pid == 0)
+		if (free_slot == NULL && s->pid == 0 && !s->no_worker_slot)
 			free_slot = s;
 	}
 	if (my_slot && my_slot->pid != 0 && my_slot->pid != MyProcPid)
@@ -454,6 +507,13 @@ ClaimSlot(Oid dboid)
 	{
 		my_slot->pid = MyProcPid;
 		my_slot->held = false;
+		if (my_slot->no_worker_slot)
+		{
+			/* started at last: the reason it could not be is over */
+			my_slot->no_worker_slot = false;
+			my_slot->last_error_at = 0;
+			my_slot->last_error[0] = '\0';
+		}
 		my_slot->latch = &MyProc->procLatch;
 		my_slot->started_at = GetCurrentTimestamp();
 	}
@@ -1466,7 +1526,8 @@ taskflow_delivery_status(PG_FUNCTION_ARGS)
 		LWLockAcquire(delivery_shared->lock, LW_SHARED);
 		s = delivery_shared->slots[i];
 		LWLockRelease(delivery_shared->lock);
-		if (s.dboid != MyDatabaseId || s.number == 0)
+		if (s.dboid != MyDatabaseId || s.number == 0 ||
+			(s.pid == 0 && s.number > taskflow_delivery_workers))
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int32GetDatum(s.number);
@@ -1474,7 +1535,8 @@ taskflow_delivery_status(PG_FUNCTION_ARGS)
 		 * taskflow.enabled = off: the worker sleeps and sends nothing; held:
 		 * the database's automation is held (last_error says why)
 		 */
-		values[1] = CStringGetTextDatum(s.pid == 0 ? "stopped"
+		values[1] = CStringGetTextDatum(s.pid == 0 && s.no_worker_slot ? "waiting for a worker slot"
+										: s.pid == 0 ? "stopped"
 										: !taskflow_enabled ? "disabled"
 										: s.held ? "held" : "running");
 		values[2] = Int32GetDatum(s.pid);

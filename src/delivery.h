@@ -90,6 +90,7 @@ typedef struct TaskflowDeliveryHandles
 {
 	BackgroundWorkerHandle *handle[TASKFLOW_MAX_DELIVERY_WORKERS];
 	TimestampTz started_at[TASKFLOW_MAX_DELIVERY_WORKERS];
+	bool		warned[TASKFLOW_MAX_DELIVERY_WORKERS];	/* no slot: logged once */
 } TaskflowDeliveryHandles;
 
 extern void TaskflowDeliveryInit(void);

@@ -150,6 +150,26 @@ ok(defined TaskflowTest::wait_for($node, 'postgres',
 	'after a scheduler\'s database is dropped, a database left out gets one within a retry');
 like(slurp_file($node->logfile), qr/taskflow: started the scheduler for database "\w+"/,
 	'and the log says the scheduler was started after all');
+
+# ---- 3. no slot left for delivery workers ------------------------------------------
+
+# the two schedulers fill max_worker_processes: delivery workers cannot start
+my $with_scheduler = $node->safe_psql('postgres',
+	"SELECT datname FROM pg_stat_activity WHERE backend_type = 'taskflow scheduler' ORDER BY datname LIMIT 1");
+$node->safe_psql('postgres', 'ALTER SYSTEM SET taskflow.delivery_workers = 1; SELECT pg_reload_conf()');
+ok(defined TaskflowTest::wait_for($node, $with_scheduler, <<"SQL", seconds => 15),
+SELECT count(*) = 1 AND bool_and(state = 'waiting for a worker slot' AND pid IS NULL
+								 AND last_error LIKE 'could not be started: no background worker slot is free%')
+  FROM taskflow.delivery_status
+SQL
+	'delivery_status: the delivery worker that cannot start is waiting for a worker slot, and says why');
+sleep(11);    # two retries, 5 seconds apart
+my %delivery_warnings;
+my $log_now = slurp_file($node->logfile);
+$delivery_warnings{$1}++ while $log_now =~ /could not start delivery worker 1 for database "(\w+)"/g;
+ok(%delivery_warnings && !grep({ $_ > 1 } values %delivery_warnings),
+	'each delivery worker that cannot start is warned about once, not every 5 seconds ('
+	  . join(', ', map { "$_: $delivery_warnings{$_}" } sort keys %delivery_warnings) . ')');
 $node->stop;
 
 done_testing();
