@@ -9,7 +9,7 @@
 -- at its next run, saying why, without running anything.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS taskflow CASCADE;
-DROP SCHEMA IF EXISTS runas_lead CASCADE;
+DROP SCHEMA IF EXISTS runas_lead, runas_junior CASCADE;
 DROP ROLE IF EXISTS runas_junior, runas_lead;
 RESET client_min_messages;
 CREATE EXTENSION taskflow;
@@ -56,6 +56,22 @@ SELECT name, owner, (SELECT array_agg(t.name ORDER BY s.position)
 					  WHERE s.chain_id = c.chain_id) AS tasks
   FROM taskflow.chain c ORDER BY chain_id;
 
+-- Changing a task checks its actions by a trial run for no member: as the
+-- task's owner, never as whoever changes it (a superuser setting its
+-- priority must not run the junior's function with a superuser's rights).
+CREATE SCHEMA runas_junior AUTHORIZATION runas_junior;
+SET ROLE runas_junior;
+CREATE FUNCTION runas_junior.who(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE 'the trial run runs as %', current_user;
+END $$;
+SELECT taskflow.create_task('新人の記録', 'auto', actions => '[{"sql": "SELECT runas_junior.who($1)"}]');
+RESET ROLE;
+SELECT taskflow.alter_task('新人の記録', priority => 5);
+SET ROLE runas_lead;
+SELECT taskflow.alter_task('新人の記録', assignee => '新人係');
+RESET ROLE;
+
 -- A chain that breaks the rule all the same (here made as 0.1 allowed it:
 -- the lead's chain of a task the junior now owns, whose action reads the
 -- lead's table) pauses at its next run and runs nothing of it.
@@ -74,7 +90,7 @@ SELECT chain, state, reason FROM taskflow.explain(1, '2027-06-01 09:00+09') ORDE
 RESET taskflow.as_of;
 SET client_min_messages = warning;
 DROP TABLE public.runas_loot;
-DROP SCHEMA runas_lead CASCADE;
+DROP SCHEMA runas_lead, runas_junior CASCADE;
 DROP EXTENSION taskflow CASCADE;
 DROP OWNED BY runas_junior, runas_lead;
 RESET client_min_messages;

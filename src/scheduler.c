@@ -24,6 +24,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
@@ -360,6 +361,15 @@ RunOnce(TimestampTz *next_wakeup)
 		*next_wakeup = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
 	}
 	PG_END_TRY();
+
+	/*
+	 * A chain's code (a criteria's function, an sql action) may take a
+	 * session-level advisory lock, which neither the end of the run nor a
+	 * rollback releases: held by the scheduler from then on, it would
+	 * block the application that uses that lock.  The scheduler takes none
+	 * of its own, so it lets go of all of them after every run.
+	 */
+	LockReleaseSession(USER_LOCKMETHOD);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return installed;

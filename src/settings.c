@@ -19,7 +19,7 @@ int			taskflow_batch_size = 10000;
 bool		taskflow_enabled = true;
 int			taskflow_max_workers = 8;
 char	   *taskflow_databases = NULL;
-int			taskflow_chain_timeout = 0;
+int			taskflow_chain_timeout = 600000;
 int			taskflow_safety_interval = 300;
 int			taskflow_delivery_workers = 1;
 int			taskflow_delivery_batch_size = 100;
@@ -89,7 +89,7 @@ TaskflowWorkerSettingsInit(void)
 	DefineCustomIntVariable("taskflow.chain_statement_timeout",
 							"Longest time the worker lets one batch of one chain run (0: no limit).",
 							"A batch that takes longer is cancelled and recorded as the chain's error.",
-							&taskflow_chain_timeout, 0, 0, INT_MAX,
+							&taskflow_chain_timeout, 600000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskflow.safety_interval",
 							"Longest a scheduler sleeps when nothing is due.",

@@ -211,7 +211,10 @@ BEGIN
 	t.assignee := coalesce(assignee, t.assignee);
 	t.priority := coalesce(priority, t.priority);
 	t.on_mismatch := coalesce(on_mismatch, t.on_mismatch);
-	ids := taskflow._check_task(caller, t.name, t.mode, crit_name, t.actions, tmpl_name,
+	-- checked as the task's owner, whose privileges the task keeps: its
+	-- actions' trial run must not run a role's SQL with the privileges of
+	-- whoever changes the task (a superuser changing its priority)
+	ids := taskflow._check_task(t.owner, t.name, t.mode, crit_name, t.actions, tmpl_name,
 								t.assignee, t.priority, t.on_mismatch);
 	IF t.mode OPERATOR(pg_catalog.=) 'criteria_only' THEN
 		PERFORM taskflow._refuse_if_in_chain(t.task_id, t.name);

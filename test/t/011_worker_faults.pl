@@ -38,9 +38,10 @@ sub reload
 		$sql .= defined $value
 		  ? "ALTER SYSTEM SET $name = '$value';\n"
 		  : "ALTER SYSTEM RESET $name;\n";
-		$check .= " AND current_setting('$name') = '"
-		  . ($value // $node->safe_psql('postgres',
-				"SELECT boot_val FROM pg_settings WHERE name = '$name'")) . "'";
+		# a reset setting is back at its boot value (compared in base units)
+		$check .= defined $value
+		  ? " AND current_setting('$name') = '$value'"
+		  : " AND (SELECT setting = boot_val FROM pg_settings WHERE name = '$name')";
 	}
 	$node->safe_psql('postgres', $sql . 'SELECT pg_reload_conf();');
 	TaskflowTest::wait_for($node, 'postgres', $check, seconds => 5)
