@@ -13,7 +13,9 @@
 #  4. a chain paused after pause_after_failures failing runs says "paused"
 #     in the server log, which operations.md tells the DBA to alert on;
 #  5. a transaction left open holding one chain (a disable_chain() not
-#     committed yet) does not stop the other chains of the database.
+#     committed yet) does not stop the other chains of the database;
+#  6. a session-level advisory lock a chain's action takes is not kept by
+#     the scheduler (an application using that lock would wait for ever).
 
 use strict;
 use warnings;
@@ -143,5 +145,21 @@ $holder->quit;
 ok(defined TaskflowTest::wait_for($node, 'shop',
 		"SELECT tags @> '{歓迎済}' FROM taskflow.member WHERE external_id = 'd-3'", seconds => 15),
 	'once the transaction ends, 歓迎 runs too');
+
+# ---- 6. advisory locks a chain's code takes are let go ---------------------------
+
+$node->safe_psql('shop', <<'SQL');
+SELECT taskflow.create_task('月次締めロック', 'auto',
+	actions => '[{"sql": "SELECT pg_catalog.pg_advisory_lock(4242) FROM pg_catalog.unnest($1) LIMIT 1"}]');
+SELECT taskflow.create_chain('ロック', ARRAY['月次締めロック'], time_zone => 'Asia/Tokyo',
+	entry_interval => '1 second');
+INSERT INTO taskflow.member (external_id, email, name) VALUES ('d-4', 'kubo@example.jp', '久保明');
+SQL
+ok(defined TaskflowTest::wait_for($node, 'shop',
+		"SELECT count(*) > 0 FROM taskflow.history h JOIN taskflow.chain c USING (chain_id)"
+		  . " WHERE c.name = 'ロック' AND h.event = 'applied'", seconds => 15),
+	'the chain whose action takes an advisory lock ran');
+is($node->safe_psql('shop', 'SELECT pg_try_advisory_lock(4242)'), 't',
+	'and the scheduler does not hold the lock: an application can take it');
 
 done_testing();
