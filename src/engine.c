@@ -179,13 +179,14 @@ static const char *lock_chain_sql =
 "   FOR NO KEY UPDATE OF c";
 
 /*
- * the scheduler's: does not wait; the second column says whether the chain
- * is runnable, so that a chain held by another transaction is told apart
- * from one that stopped
+ * the scheduler's: does not wait.  No row: the chain stopped; false: it is
+ * held by another transaction (or stopped by one that just committed: the
+ * next run sees it), true: locked, still runnable in its latest version.
  */
 static const char *try_lock_chain_sql =
 "SELECT (SELECT true FROM taskflow.chain l"
 "         WHERE l.chain_id OPERATOR(pg_catalog.=) c.chain_id"
+"           AND l.enabled AND l.paused_reason IS NULL"
 "           FOR NO KEY UPDATE OF l SKIP LOCKED) IS NOT NULL"
 "  FROM taskflow.chain c"
 " WHERE c.chain_id OPERATOR(pg_catalog.=) $1 AND c.enabled AND c.paused_reason IS NULL";
